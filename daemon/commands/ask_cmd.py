@@ -1,0 +1,111 @@
+"""`qwen-tray ask`: one question, streamed to stdout.
+
+With `--model` it loads the engine in this process (no daemon needed); without,
+it asks the running daemon over its local socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+
+from ..engine.base import GenerationOptions, Message
+from . import UserError, context
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="ask a question (about an image) and stream the answer")
+    p.add_argument("question", help="the question")
+    p.add_argument("--image", action="append", default=[], metavar="PATH", help="an image file (repeatable)")
+    p.add_argument("--model", metavar="DIR", help="load this OpenVINO model in-process instead of asking the daemon")
+    p.add_argument("--backend", choices=("genai", "optimum"), help="engine backend (with --model)")
+    p.add_argument("--device", choices=("auto", "hybrid", "NPU", "GPU", "CPU"), help="device (with --model)")
+    p.add_argument("--max-new-tokens", type=int, help="longest answer in tokens")
+    p.add_argument("--temperature", type=float, help="0 = greedy (default)")
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop at this text (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
+    p.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace, defaults: GenerationOptions) -> GenerationOptions:
+    opts = GenerationOptions(
+        max_new_tokens=args.max_new_tokens if args.max_new_tokens is not None else defaults.max_new_tokens,
+        temperature=args.temperature if args.temperature is not None else defaults.temperature,
+        top_p=args.top_p if args.top_p is not None else defaults.top_p,
+        stop=tuple(args.stop) or defaults.stop,
+    )
+    if opts.max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be at least 1")
+    if opts.temperature < 0:
+        raise UserError("--temperature must be 0 or more")
+    if not 0 < opts.top_p <= 1:
+        raise UserError("--top-p must be in (0, 1]")
+    return opts
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.question.strip():
+        raise UserError("the question is empty: say what you want to know")
+    if args.model is None:
+        return _ask_daemon(args)
+    return _ask_in_process(args)
+
+
+def _ask_daemon(args: argparse.Namespace) -> int:
+    raise UserError("asking the running daemon is not available yet: pass --model DIR to load a model in-process")
+
+
+def _ask_in_process(args: argparse.Namespace) -> int:
+    from ..engine.image_budget import budget_for, fit_image
+    from ..engine.loader import load_engine
+    from ..engine.placement import PlacementSettings
+    from ..images import load_image_file
+
+    paths, cfg = context(args)
+    g = cfg.generation
+    opts = _options(args, GenerationOptions(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop)))
+    images = [load_image_file(Path(p), max_bytes=cfg.image.max_bytes, max_pixels=cfg.image.max_pixels)
+              for p in args.image]
+    engine = load_engine(
+        Path(args.model),
+        args.backend or cfg.model.backend,
+        args.device or cfg.model.device,
+        PlacementSettings(
+            cache_dir=str(paths.cache_dir),
+            npu_max_prompt_len=cfg.npu.max_prompt_len,
+            npu_min_response_len=cfg.npu.min_response_len,
+            npu_generate_hint=cfg.npu.generate_hint,
+            npu_prefill_hint=cfg.npu.prefill_hint,
+            gpu_queue_throttle=cfg.gpu.queue_throttle,
+        ),
+    )
+    per_image = budget_for(
+        engine.placement.language_device == "NPU", cfg.image.max_tokens, cfg.image.default_tokens,
+        cfg.npu.max_prompt_len, engine.count_text_tokens(args.question), len(images),
+    )
+    message = Message("user", args.question, [fit_image(i, per_image) for i in images])
+
+    def stream(chunk: str) -> None:
+        if not args.json:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+    result = engine.generate([message], opts, stream, threading.Event())
+    if args.json:
+        f = result.figures
+        print(json.dumps({
+            "text": result.text,
+            "finish_reason": result.finish_reason,
+            "usage": {"prompt_tokens": f.prompt_tokens, "completion_tokens": f.completion_tokens},
+            "timings": {"ttft_ms": f.ttft_ms, "total_ms": f.total_ms, "tokens_per_s": f.tokens_per_s},
+            "backend": engine.backend,
+            "placement": engine.placement.as_dict(),
+        }))
+    else:
+        print()
+    engine.close()
+    return 0

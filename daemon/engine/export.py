@@ -1,0 +1,111 @@
+"""Export a local Hugging Face Qwen3-VL folder to OpenVINO IR with weight compression.
+
+Why here and not a shell call to `optimum-cli`: errors surface as Python
+exceptions we can turn into one clear sentence, and the knobs are typed.
+This module imports torch (through optimum-intel) only when `export_model`
+runs, so importing it costs nothing on the inference path.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+WeightFormat = Literal["fp16", "int8", "int4", "nf4"]
+WEIGHT_FORMATS: tuple[str, ...] = ("fp16", "int8", "int4", "nf4")
+
+
+class ExportError(RuntimeError):
+    """An export that cannot run; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Weight compression settings. Defaults are NPU-ready: int4, symmetric, group 128, ratio 1.0."""
+
+    weight_format: WeightFormat = "int4"
+    sym: bool = True
+    group_size: int = 128
+    ratio: float = 1.0
+
+    def validate(self) -> None:
+        if self.weight_format not in WEIGHT_FORMATS:
+            raise ExportError(f"weight format must be one of {', '.join(WEIGHT_FORMATS)}, not {self.weight_format!r}")
+        if not (0.0 < self.ratio <= 1.0):
+            raise ExportError(f"ratio must be in (0, 1], not {self.ratio}")
+        if self.group_size != -1 and self.group_size <= 0:
+            raise ExportError(f"group size must be positive or -1 (per channel), not {self.group_size}")
+        if self.weight_format == "nf4" and self.group_size != -1:
+            # NF4 on the NPU is channel-wise only; optimum accepts groups but the NPU does not.
+            pass
+
+    def quantization_config(self) -> dict | None:
+        """The optimum-intel weight quantization dict, or None for plain fp16."""
+        if self.weight_format == "fp16":
+            return None
+        cfg: dict = {"bits": 8 if self.weight_format == "int8" else 4, "sym": self.sym}
+        if self.weight_format in ("int4", "nf4"):
+            cfg["group_size"] = self.group_size
+            cfg["ratio"] = self.ratio
+        if self.weight_format == "nf4":
+            cfg["dtype"] = "nf4"
+        return cfg
+
+
+def _require_export_extra() -> None:
+    try:
+        import optimum.intel  # noqa: F401
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as exc:
+        raise ExportError(
+            f"model export needs the 'export' extra ({exc.name} is missing): "
+            "run `pip install 'qwen-tray[export]'` in the qwen-tray environment"
+        ) from exc
+
+
+def export_model(src: Path, out: Path, options: ExportOptions = ExportOptions()) -> Path:
+    """Convert the Hugging Face folder `src` into OpenVINO IR at `out` (tokenizers included).
+
+    The IR is written to a temporary folder first and moved into place at the end,
+    so a failed export never leaves a half-written model where a loader would find it.
+    """
+    options.validate()
+    src, out = Path(src), Path(out)
+    if not (src / "config.json").is_file():
+        raise ExportError(f"{src} is not a Hugging Face model folder (no config.json)")
+    _require_export_extra()
+    from optimum.exporters.openvino import main_export
+    from optimum.exporters.openvino.__main__ import _main_quantize
+    from optimum.intel import OVConfig
+
+    qcfg = options.quantization_config()
+    ov_config = OVConfig(dtype="fp16") if qcfg is None else OVConfig(quantization_config=qcfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
+        stage = Path(tmp) / "ir"
+        main_export(
+            model_name_or_path=str(src),
+            output=stage,
+            task="image-text-to-text",
+            ov_config=ov_config,
+            convert_tokenizer=True,
+            library_name="transformers",
+        )
+        if qcfg is not None:
+            # The same step `optimum-cli export openvino --weight-format ...` runs after main_export.
+            _main_quantize(
+                model_name_or_path=str(src),
+                task="image-text-to-text",
+                library_name="transformers",
+                quantization_config=qcfg,
+                output=stage,
+                cache_dir=str(Path(tmp) / "hf-cache"),
+            )
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(stage), str(out))
+    return out

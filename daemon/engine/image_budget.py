@@ -1,0 +1,71 @@
+"""Scale images so their vision tokens fit a budget before they reach the model.
+
+Qwen3-VL spends one token per 32x32 pixels (patch 16, merge 2). VLMPipeline only
+reads size limits from preprocessor_config.json, so to keep a 4K screenshot
+within the NPU's prompt (MAX_PROMPT_LEN) we resize here: aspect kept, sides
+multiples of 32, never upscaled.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PIL import Image
+
+PIXELS_PER_TOKEN_SIDE = 32
+PROMPT_OVERHEAD_TOKENS = 32  # chat template, role markers, vision start/end per image
+
+
+def image_tokens(width: int, height: int) -> int:
+    """Vision tokens for an image of this size (after rounding to the 32-px grid)."""
+    s = PIXELS_PER_TOKEN_SIDE
+    return max(1, round(width / s)) * max(1, round(height / s))
+
+
+def budget_size(width: int, height: int, max_tokens: int) -> tuple[int, int]:
+    """The largest size with sides multiples of 32, the same aspect, and at most `max_tokens` tokens.
+
+    Returns the input size unchanged when it already fits (no upscaling).
+    """
+    if width < 1 or height < 1:
+        raise ValueError("image has no pixels")
+    s = PIXELS_PER_TOKEN_SIDE
+    max_tokens = max(1, max_tokens)
+    if image_tokens(width, height) <= max_tokens:
+        return width, height
+    scale = math.sqrt(max_tokens * s * s / (width * height))
+    cols = max(1, math.floor(width * scale / s))
+    rows = max(1, math.floor(height * scale / s))
+    while cols * rows > max_tokens:  # floor already fits in practice; this guards extreme aspects
+        if cols >= rows:
+            cols -= 1
+        else:
+            rows -= 1
+    return cols * s, rows * s
+
+
+def fit_image(image: Image.Image, max_tokens: int) -> Image.Image:
+    """Return `image` (RGB) resized to fit `max_tokens`, or the same image if it fits."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    size = budget_size(image.width, image.height, max_tokens)
+    if size == image.size:
+        return image
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def budget_for(language_on_npu: bool, configured: int, default_tokens: int, npu_max_prompt_len: int,
+               text_tokens: int, n_images: int) -> int:
+    """Tokens each image may use.
+
+    A configured budget wins. On the NPU, text plus images must fit MAX_PROMPT_LEN,
+    so the images share what the text leaves. Elsewhere the default applies.
+    """
+    if configured > 0:
+        per_image = configured
+    elif language_on_npu:
+        left = npu_max_prompt_len - text_tokens - PROMPT_OVERHEAD_TOKENS * max(1, n_images)
+        per_image = left // max(1, n_images)
+    else:
+        per_image = default_tokens
+    return max(4, per_image)

@@ -1,0 +1,34 @@
+"""Logging to a rotating per-user file (and stderr), set up once per process.
+
+Why rotation: the daemon runs for weeks; a log that only grows is a bug.
+Privacy: nothing here logs content; callers log questions and answers only at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
+
+
+def setup_logging(log_file: Path | None, level: str = "INFO", stderr: bool = True) -> None:
+    """Root logger to `log_file` (1 MB x 5 files) and optionally stderr."""
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    fmt = logging.Formatter(FORMAT)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    if stderr:
+        sh = logging.StreamHandler()
+        sh.setFormatter(fmt)
+        root.addHandler(sh)
+    for noisy in ("nncf", "urllib3", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
