@@ -18,6 +18,9 @@ TINY_OV = FIXTURES / "tiny-qwen3-vl-ov"
 TINY_HF = FIXTURES / "tiny-qwen3-vl-hf"
 ARTIFACTS = REPO / "tests" / "artifacts"  # screenshots and logs a person can look at (git-ignored)
 
+# Desktop fixtures (xvfb_display, xvfb_tray) from tests/xvfb.py, available to every test module by name.
+pytest_plugins = ["xvfb"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
