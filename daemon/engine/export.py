@@ -8,6 +8,7 @@ runs, so importing it costs nothing on the inference path.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -67,6 +68,16 @@ def _require_export_extra() -> None:
         ) from exc
 
 
+def _strip_local_paths(ir_dir: Path, src: Path) -> None:
+    """optimum records the source folder's absolute path; keep only its name (privacy, reproducibility)."""
+    cfg = ir_dir / "openvino_config.json"
+    if cfg.is_file():
+        text = cfg.read_text(encoding="utf-8")
+        for form in {str(src), str(src.resolve())}:
+            text = text.replace(json.dumps(form)[1:-1], src.name)
+        cfg.write_text(text, encoding="utf-8")
+
+
 def export_model(src: Path, out: Path, options: ExportOptions = ExportOptions()) -> Path:
     """Convert the Hugging Face folder `src` into OpenVINO IR at `out` (tokenizers included).
 
@@ -105,6 +116,7 @@ def export_model(src: Path, out: Path, options: ExportOptions = ExportOptions())
                 output=stage,
                 cache_dir=str(Path(tmp) / "hf-cache"),
             )
+        _strip_local_paths(stage, src)
         if out.exists():
             shutil.rmtree(out)
         shutil.move(str(stage), str(out))
