@@ -1,0 +1,193 @@
+"""X11 global hotkeys: a passive XGrabKey on the root window via python-xlib.
+
+Why XGrabKey: it is how X11 desktop tools take global shortcuts; it needs no root and no /dev/input. A grab
+matches the modifier state exactly, so NumLock, CapsLock and ScrollLock (where mapped) would each break it: we
+grab every combination of those lock bits. Another client's grab of the same combination answers BadAccess,
+which we catch per request (an error handler plus a sync round trip) and report as HotkeyTaken for that hotkey
+only. The listener thread blocks in select() on the X connection and a wake-up pipe: no polling while idle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import select
+import threading
+
+from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable
+from daemon.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_x11
+
+log = logging.getLogger(__name__)
+
+_RELEVANT = 0x01 | 0x04 | 0x08 | 0x40  # Shift, Control, Mod1 (Alt), Mod4 (Super): what a hotkey's mask may hold
+
+
+class XlibHotkeyListener:
+    """Hotkeys on one X display (``display_name`` None = $DISPLAY), with their own connection and thread."""
+
+    def __init__(self, display_name: str | None = None) -> None:
+        try:
+            from Xlib import XK, X, error
+            from Xlib import display as xdisplay
+        except ImportError as exc:  # python-xlib is a Linux-only dependency
+            raise HotkeyUnavailable("X11 hotkeys need the python-xlib package") from exc
+        self._X, self._XK, self._error = X, XK, error
+        try:
+            self._display = xdisplay.Display(display_name)
+        except Exception as exc:  # Xlib raises DisplayNameError, DisplayConnectionError, ConnectionClosedError...
+            where = display_name or os.environ.get("DISPLAY")
+            raise HotkeyUnavailable(f"cannot open X display {where!r}: {exc}") from exc
+        self._root = self._display.screen().root
+        self._xlock = threading.RLock()  # every X request goes through this lock
+        self._lock_variants = self._lock_masks()
+        self._grabs: dict[str, tuple[int, int]] = {}  # name -> (keycode, mask)
+        self._by_combo: dict[tuple[int, int], str] = {}
+        self._dispatch = Dispatcher()
+        self._last_release: dict[int, int] = {}  # keycode -> server time of its last KeyRelease
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # -- setup -----------------------------------------------------------------------------------------------
+    def _lock_masks(self) -> list[int]:
+        """Every combination of CapsLock, NumLock and ScrollLock bits, as mapped on this server."""
+        X, XK = self._X, self._XK
+        locks = [X.LockMask]
+        mapping = self._display.get_modifier_mapping()
+        for name in ("Num_Lock", "Scroll_Lock"):
+            keycode = self._display.keysym_to_keycode(XK.string_to_keysym(name))
+            for index, keycodes in enumerate(mapping):
+                if keycode and keycode in keycodes and index >= 3:  # Mod1..Mod5 only (0-2: Shift, Lock, Control)
+                    locks.append(1 << index)
+        variants = {0}
+        for n in range(1, len(locks) + 1):
+            for combo in itertools.combinations(locks, n):
+                variants.add(sum(set(combo)))
+        return sorted(variants)
+
+    @property
+    def ignored_mask(self) -> int:
+        """The lock bits ignored when matching a press (CapsLock | NumLock | ScrollLock as mapped here)."""
+        return max(self._lock_variants)
+
+    # -- HotkeyListener --------------------------------------------------------------------------------------
+    def register(self, name: str, hotkey: Hotkey | str, callback: Callback) -> None:
+        hk = as_hotkey(hotkey)
+        combo = to_x11(hk)
+        with self._xlock:
+            if self._closed:
+                raise HotkeyUnavailable("the hotkey listener is stopped")
+            keycode = self._display.keysym_to_keycode(combo.keysym)
+            if not keycode:
+                raise HotkeyError(f"hotkey {hk}: this keyboard has no {combo.keysym_name} key")
+            self._release(name)
+            other = self._by_combo.get((keycode, combo.mask))
+            if other is not None:
+                raise HotkeyTaken(name, hk, f"it is already bound here to {other!r}")
+            catcher = self._error.CatchError(self._error.BadAccess)
+            for variant in self._lock_variants:
+                self._root.grab_key(
+                    keycode, combo.mask | variant, True, self._X.GrabModeAsync, self._X.GrabModeAsync, onerror=catcher
+                )
+            self._display.sync()  # round trip: any BadAccess for the grabs above has arrived now
+            if catcher.get_error() is not None:
+                for variant in self._lock_variants:
+                    self._root.ungrab_key(keycode, combo.mask | variant)
+                self._display.sync()
+                raise HotkeyTaken(name, hk, "X11 refused the grab (BadAccess)")
+            self._grabs[name] = (keycode, combo.mask)
+            self._by_combo[(keycode, combo.mask)] = name
+            self._dispatch.set(name, callback)
+        self._wake()  # the sync may have queued events the listener thread has not seen
+        log.info("hotkey %s registered for %s", hk, name)
+
+    def unregister(self, name: str) -> None:
+        with self._xlock:
+            if not self._closed:
+                self._release(name)
+                self._display.sync()
+
+    def _release(self, name: str) -> None:
+        grab = self._grabs.pop(name, None)
+        self._dispatch.remove(name)
+        if grab is None:
+            return
+        self._by_combo.pop(grab, None)
+        keycode, mask = grab
+        for variant in self._lock_variants:
+            self._root.ungrab_key(keycode, mask | variant)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="hotkeys-x11", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping = True
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the X11 hotkey thread did not stop within %.1f s", timeout)
+        with self._xlock:
+            if not self._closed:
+                self._closed = True
+                try:
+                    for name in list(self._grabs):
+                        self._release(name)
+                    self._display.close()
+                except Exception as exc:  # the server may already be gone; nothing left to release then
+                    log.debug("closing the X connection: %s", exc)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def pause(self, paused: bool) -> None:
+        self._dispatch.pause(paused)
+        log.info("hotkeys %s", "paused" if paused else "resumed")
+
+    @property
+    def paused(self) -> bool:
+        return self._dispatch.paused
+
+    # -- the listener thread ---------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"w")
+
+    def _run(self) -> None:
+        fd = self._display.fileno()
+        try:
+            while not self._stopping:
+                for name in self._drain():
+                    self._dispatch.fire(name)
+                readable, _, _ = select.select([fd, self._wake_r], [], [])
+                if self._wake_r in readable:
+                    os.read(self._wake_r, 64)
+        except Exception as exc:  # the X server went away: hotkeys end, the rest of the app keeps running
+            if not self._stopping:
+                log.error("X11 hotkey listener stopped: %s", exc)
+
+    def _drain(self) -> list[str]:
+        """Read every queued X event (under the lock) and return the hotkey names to fire, in order."""
+        X = self._X
+        fired: list[str] = []
+        with self._xlock:
+            if self._closed:
+                return fired
+            while self._display.pending_events():
+                event = self._display.next_event()
+                if event.type == X.KeyRelease:
+                    self._last_release[event.detail] = event.time
+                elif event.type == X.KeyPress:
+                    if self._last_release.get(event.detail) == event.time:
+                        continue  # auto-repeat: X sends Release+Press with one timestamp while a key is held
+                    mask = event.state & _RELEVANT & ~self.ignored_mask
+                    name = self._by_combo.get((event.detail, mask))
+                    if name is not None:
+                        fired.append(name)
+        return fired
