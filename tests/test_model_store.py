@@ -1,0 +1,107 @@
+"""`qwen-tray model pull|export|list|verify` and which model the daemon picks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import TINY_HF, qwen_tray_cmd
+from PIL import Image
+
+from daemon.engine.base import GenerationOptions, Message
+from daemon.engine.loader import load_engine
+from daemon.engine.store import ModelNotFound, resolve_model, store_name
+from daemon.paths import bundled_model_dir, default_paths
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(qwen_tray_cmd() + list(args), capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_pull_offline_says_what_to_do() -> None:
+    out = run_cli("model", "pull", env={"HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "offline" in out.stderr and "qwen-tray model export SRC OUT" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_pull_with_unreachable_hub_says_what_to_do() -> None:
+    # A closed port on loopback stands in for "no internet": the connection is refused at once.
+    out = run_cli("model", "pull", "Qwen/Qwen3-VL-2B-Instruct",
+                  env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "2"})
+    assert out.returncode == 2, out.stdout
+    assert "could not download Qwen/Qwen3-VL-2B-Instruct" in out.stderr and "Traceback" not in out.stderr
+    assert not any(default_paths().models_dir.glob("Qwen3-VL-2B*")), "a failed pull leaves nothing in the store"
+
+
+def test_list_shows_complete_and_incomplete_models(tiny_model: Path) -> None:
+    out = run_cli("model", "list")
+    assert out.returncode == 0 and "no models in" in out.stdout
+    models = default_paths().models_dir
+    shutil.copytree(tiny_model, models / "tiny")
+    (models / "broken").mkdir()
+    data = json.loads(run_cli("model", "list", "--json").stdout)
+    by_name = {m["name"]: m for m in data}
+    assert by_name["tiny"]["complete"] is True and by_name["tiny"]["size_bytes"] > 100_000
+    assert by_name["broken"]["complete"] is False
+
+
+def test_verify_loads_and_generates(tiny_model: Path) -> None:
+    out = run_cli("model", "verify", str(tiny_model))
+    assert out.returncode == 0, out.stderr
+    assert "files: complete" in out.stdout and "load: ok on CPU" in out.stdout and "generate: ok, " in out.stdout
+
+
+def test_verify_incomplete_folder(tmp_path: Path, tiny_model: Path) -> None:
+    shutil.copytree(tiny_model, tmp_path / "m")
+    (tmp_path / "m" / "openvino_language_model.bin").unlink()
+    out = run_cli("model", "verify", str(tmp_path / "m"))
+    assert out.returncode == 2 and "missing openvino_language_model.bin" in out.stderr
+
+
+def test_resolve_prefers_configured_then_store_then_demo(tiny_model: Path, tmp_path: Path) -> None:
+    paths = default_paths()
+    assert resolve_model("", paths) == (bundled_model_dir(), True)
+    shutil.copytree(tiny_model, paths.models_dir / store_name("Qwen/Qwen3-VL-4B-Instruct"))
+    assert resolve_model("", paths) == (paths.models_dir / "Qwen3-VL-4B-Instruct-int4", False)
+    assert resolve_model(str(tiny_model), paths) == (tiny_model, False)
+    with pytest.raises(ModelNotFound, match="no model folder"):
+        resolve_model(str(tmp_path / "nope"), paths)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.export
+def test_export_turns_the_hf_fixture_into_ir_that_generates(tmp_path: Path, tiny_model: Path) -> None:
+    out_dir = tmp_path / "ir"
+    out = run_cli("model", "export", str(TINY_HF), str(out_dir), "--weight-format", "int4", "--sym",
+                  "--group-size", "128", "--ratio", "1.0", timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"done: {out_dir}" in out.stdout
+    # Same weights, same settings: the committed IR is reproduced byte for byte (the fixture is honest).
+    assert digest(out_dir) == digest(tiny_model)
+    engine = load_engine(out_dir, "genai", "CPU")
+    result = engine.generate([Message("user", "What?", [Image.new("RGB", (64, 64))])],
+                             GenerationOptions(max_new_tokens=5), lambda c: None, threading.Event())
+    assert result.figures.completion_tokens == 5
+    assert not list(tmp_path.glob(".export-*")), "no staging folder is left behind"
+
+
+def test_export_rejects_bad_source_and_knobs(tmp_path: Path) -> None:
+    out = run_cli("model", "export", str(tmp_path), str(tmp_path / "o"))
+    assert out.returncode == 2 and "is not a Hugging Face model folder" in out.stderr
+    out = run_cli("model", "export", str(TINY_HF), str(tmp_path / "o"), "--ratio", "1.5")
+    assert out.returncode == 2 and "ratio must be in (0, 1]" in out.stderr
+    out = run_cli("model", "export", str(TINY_HF), str(tmp_path / "o"), "--weight-format", "int3")
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+    assert not (tmp_path / "o").exists()
