@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "config_cmd",
     "model_cmd",
     "ask_cmd",
+    "autostart_cmd",
+    "logs_cmd",
 )
 
 

@@ -7,6 +7,7 @@ setting XDG_* variables (Linux) and nothing else needs to know the platform rule
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,5 +71,14 @@ def default_paths(config_file: Path | None = None) -> Paths:
 
 
 def bundled_model_dir() -> Path:
-    """The tiny demo model shipped in the source tree (tests/fixtures)."""
-    return Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen3-vl-ov"
+    """The tiny demo model: $QWEN_TRAY_DEMO_MODEL, the source tree's tests/fixtures, or `demo-model` beside the venv.
+
+    An installed copy has no tests/ folder, so the installers copy the demo model
+    next to the venv they create (`<install dir>/venv` + `<install dir>/demo-model`).
+    """
+    env = os.environ.get("QWEN_TRAY_DEMO_MODEL")
+    if env:
+        return Path(env)
+    source = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen3-vl-ov"
+    installed = Path(sys.prefix).parent / "demo-model"
+    return installed if not source.is_dir() and installed.is_dir() else source
