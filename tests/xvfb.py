@@ -17,6 +17,10 @@ mode puts ``tests/`` on ``sys.path`` because ``tests/conftest.py`` lives there):
         x, y, w, h = xvfb_display.window_geometry(wid)
         xvfb_display.screenshot(artifacts_dir / "popup.png")
 
+Known pixels and layouts: ``paint(left, top, w, h, rgb)`` shows a solid override-redirect window,
+``set_root_color(rgb)`` fills the desktop (no ``xsetroot`` needed), ``set_monitors([(x, y, w, h), ...])`` splits
+a wide Xvfb (``XvfbDisplay(width=3200, height=1080)``) into RandR monitors that mss sees as separate monitors.
+
 ``xvfb_tray`` is the same with Debian's ``trayer`` running as a system-tray host (``display.tray`` is its
 Popen). Outside pytest: ``with XvfbDisplay(tray=True) as d: ...`` (set ``os.environ["DISPLAY"] = d.display``
 yourself, or pass ``env=d.env()`` to subprocesses).
@@ -24,6 +28,7 @@ yourself, or pass ``env=d.env()`` to subprocesses).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -31,6 +36,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +59,7 @@ class XvfbDisplay:
         self.display = ""
         self.server: subprocess.Popen[bytes] | None = None
         self.tray: subprocess.Popen[bytes] | None = None
+        self._xconn: Any = None  # the harness's own python-xlib connection (keeps painted windows alive)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> XvfbDisplay:
@@ -119,6 +126,10 @@ class XvfbDisplay:
 
     def stop(self) -> None:
         """Terminate the tray host and the server; safe to call twice."""
+        if self._xconn is not None:
+            with contextlib.suppress(Exception):
+                self._xconn.close()
+            self._xconn = None
         for proc in (self.tray, self.server):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
@@ -195,6 +206,70 @@ class XvfbDisplay:
             return int(m.group(1))
 
         return field("Absolute upper-left X"), field("Absolute upper-left Y"), field("Width"), field("Height")
+
+    # -- drawing and monitor layout (python-xlib, no extra Debian packages) ------------------------------------
+    def xconn(self) -> Any:
+        """The harness's own python-xlib connection to this display (closed by ``stop``)."""
+        if self._xconn is None:
+            from Xlib import display as xdisplay
+
+            self._xconn = xdisplay.Display(self.display)
+        return self._xconn
+
+    def paint(self, left: int, top: int, width: int, height: int, rgb: tuple[int, int, int]) -> int:
+        """Show a solid-colour, undecorated window (override-redirect) at exactly this place; return its id.
+
+        It lives as long as the harness's connection, i.e. until ``stop``. Depth 24 TrueColor: pixel = 0xRRGGBB.
+        """
+        from Xlib import X
+
+        d = self.xconn()
+        screen = d.screen()
+        pixel = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+        win = screen.root.create_window(
+            left, top, width, height, 0, screen.root_depth, X.InputOutput, X.CopyFromParent,
+            background_pixel=pixel, override_redirect=True,
+        )  # fmt: skip
+        win.map()
+        win.clear_area(0, 0, 0, 0)
+        d.sync()
+        return int(win.id)
+
+    def set_root_color(self, rgb: tuple[int, int, int]) -> None:
+        """Fill the root window (the desktop background) with one colour, like ``xsetroot -solid``."""
+        d = self.xconn()
+        root = d.screen().root
+        root.change_attributes(background_pixel=(rgb[0] << 16) | (rgb[1] << 8) | rgb[2])
+        root.clear_area(0, 0, 0, 0)
+        d.sync()
+
+    def set_monitors(self, rects: list[tuple[int, int, int, int]]) -> None:
+        """Split the screen into RandR 1.5 monitors (left, top, width, height), as a multi-monitor desk would be.
+
+        The first rect takes over Xvfb's one real output (so the automatic whole-screen monitor goes away); the
+        others are output-less virtual monitors, which is what mss and window managers read. python-xlib's own
+        ``xrandr_set_monitor`` cannot pack its request (a python-xlib bug), hence the flat request here.
+        """
+        from Xlib.protocol import rq
+
+        class _SetMonitor(rq.Request):
+            _request = rq.Struct(
+                rq.Card8("opcode"), rq.Opcode(43), rq.RequestLength(), rq.Window("window"),
+                rq.Card32("name"), rq.Bool("primary"), rq.Bool("automatic"), rq.LengthOf("outputs", 2),
+                rq.Int16("x"), rq.Int16("y"), rq.Card16("width"), rq.Card16("height"),
+                rq.Card32("mm_width"), rq.Card32("mm_height"), rq.List("outputs", rq.Card32Obj),
+            )  # fmt: skip
+
+        d = self.xconn()
+        root = d.screen().root
+        output = root.xrandr_get_screen_resources()._data["outputs"][0]
+        for i, (x, y, w, h) in enumerate(rects):
+            _SetMonitor(
+                display=d.display, opcode=d.display.get_extension_major("RANDR"), window=root,
+                name=d.intern_atom(f"QT-MONITOR-{i}"), primary=i == 0, automatic=False, x=x, y=y, width=w,
+                height=h, mm_width=max(w // 4, 1), mm_height=max(h // 4, 1), outputs=[output] if i == 0 else [],
+            )  # fmt: skip
+        d.sync()
 
 
 @pytest.fixture
