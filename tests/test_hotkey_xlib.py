@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import time
 
 import pytest
 from Xlib import XK, X, error
@@ -115,6 +116,11 @@ def test_pause_swallows_presses(xvfb_display: XvfbDisplay, listener: XlibHotkeyL
     assert listener.paused
     xvfb_display.xdotool("key", "ctrl+alt+q")
     xvfb_display.xdotool("key", "ctrl+alt+r")
+    deadline = time.monotonic() + WAIT
+    while listener._dispatch.swallowed < 2:  # the listener thread reads the events asynchronously
+        assert time.monotonic() < deadline, "the paused presses never reached the listener"
+        time.sleep(0.01)
+    assert fired.empty()
     listener.pause(False)
     # Events are handled in order: had the paused presses fired, they would come out of the queue first.
     xvfb_display.xdotool("key", "ctrl+alt+r")

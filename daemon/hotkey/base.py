@@ -66,6 +66,7 @@ class Dispatcher:
         self._callbacks: dict[str, Callback] = {}
         self._lock = threading.Lock()
         self._paused = threading.Event()
+        self.swallowed = 0  # presses ignored while paused (for the log and for tests that wait on them)
 
     def set(self, name: str, callback: Callback) -> None:
         with self._lock:
@@ -88,6 +89,7 @@ class Dispatcher:
     def fire(self, name: str) -> None:
         """Run the callback for ``name`` unless paused; a failing callback is logged, never kills the thread."""
         if self._paused.is_set():
+            self.swallowed += 1
             log.debug("hotkey %s pressed while paused: ignored", name)
             return
         with self._lock:

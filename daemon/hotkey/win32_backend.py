@@ -1,0 +1,268 @@
+"""Windows global hotkeys: user32 RegisterHotKey and a GetMessageW loop on the listener's own thread.
+
+Why RegisterHotKey: it is what PowerToys, ShareX and AutoHotkey use. The system delivers WM_HOTKEY to the
+registering thread's message queue; there is no low-level keyboard hook, so nothing for Windows to silently
+drop when Python is busy (the ``keyboard`` package's failure mode).
+
+RegisterHotKey binds a hotkey to the *calling* thread, so every register/unregister runs ON the loop thread:
+callers put a command in a queue and wake the loop with PostThreadMessageW(WM_APP + 1); the loop runs it and
+hands back the result, so ``register`` still raises HotkeyTaken synchronously. ``stop`` posts WM_QUIT, the loop
+unregisters everything (on its own thread) and ends. While idle the thread sleeps in GetMessageW: no polling.
+
+All of user32/kernel32 is behind ``User32Api`` so the real logic is tested on Linux with a fake.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable
+from daemon.hotkey.parse import Hotkey, as_hotkey, to_win32
+
+log = logging.getLogger(__name__)
+
+WM_QUIT = 0x0012
+WM_HOTKEY = 0x0312
+WM_APP = 0x8000
+WM_RUN_COMMANDS = WM_APP + 1  # "there are commands in your queue"
+ERROR_HOTKEY_ALREADY_REGISTERED = 1409
+_COMMAND_TIMEOUT = 10.0
+
+
+class User32Api(Protocol):
+    """The few user32/kernel32 calls the listener makes, in Python terms (a fake implements this in tests)."""
+
+    def current_thread_id(self) -> int:
+        """GetCurrentThreadId()."""
+
+    def ensure_message_queue(self) -> None:
+        """Make Windows create this thread's message queue (PeekMessageW), so PostThreadMessageW can reach it."""
+
+    def register_hotkey(self, hotkey_id: int, modifiers: int, vk: int) -> int:
+        """RegisterHotKey(NULL, id, modifiers, vk) on the calling thread: 0 on success, else GetLastError()."""
+
+    def unregister_hotkey(self, hotkey_id: int) -> bool:
+        """UnregisterHotKey(NULL, id) on the calling thread."""
+
+    def get_message(self) -> tuple[int, int, int] | None:
+        """GetMessageW: block until a message arrives; (message, wParam, lParam), or None for WM_QUIT."""
+
+    def post_thread_message(self, thread_id: int, message: int, wparam: int = 0, lparam: int = 0) -> bool:
+        """PostThreadMessageW."""
+
+
+class CtypesUser32:
+    """The real User32Api through ctypes (Windows only)."""
+
+    def __init__(self) -> None:
+        import ctypes
+        from ctypes import wintypes
+
+        self._ctypes = ctypes
+        self._msg_type = wintypes.MSG
+        u = ctypes.WinDLL("user32", use_last_error=True)  # type: ignore[attr-defined]
+        k = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        u.RegisterHotKey.argtypes = [wintypes.HWND, ctypes.c_int, wintypes.UINT, wintypes.UINT]
+        u.RegisterHotKey.restype = wintypes.BOOL
+        u.UnregisterHotKey.argtypes = [wintypes.HWND, ctypes.c_int]
+        u.UnregisterHotKey.restype = wintypes.BOOL
+        lpmsg = ctypes.POINTER(wintypes.MSG)
+        u.GetMessageW.argtypes = [lpmsg, wintypes.HWND, wintypes.UINT, wintypes.UINT]
+        u.GetMessageW.restype = ctypes.c_int  # BOOL that may be -1 on error
+        u.PeekMessageW.argtypes = [lpmsg, wintypes.HWND, wintypes.UINT, wintypes.UINT, wintypes.UINT]
+        u.PeekMessageW.restype = wintypes.BOOL
+        u.PostThreadMessageW.argtypes = [wintypes.DWORD, wintypes.UINT, wintypes.WPARAM, wintypes.LPARAM]
+        u.PostThreadMessageW.restype = wintypes.BOOL
+        k.GetCurrentThreadId.argtypes = []
+        k.GetCurrentThreadId.restype = wintypes.DWORD
+        self._u, self._k = u, k
+
+    def current_thread_id(self) -> int:
+        return int(self._k.GetCurrentThreadId())
+
+    def ensure_message_queue(self) -> None:
+        msg = self._msg_type()
+        self._u.PeekMessageW(self._ctypes.byref(msg), None, 0, 0, 0)  # PM_NOREMOVE
+
+    def register_hotkey(self, hotkey_id: int, modifiers: int, vk: int) -> int:
+        if self._u.RegisterHotKey(None, hotkey_id, modifiers, vk):
+            return 0
+        return int(self._ctypes.get_last_error()) or -1
+
+    def unregister_hotkey(self, hotkey_id: int) -> bool:
+        return bool(self._u.UnregisterHotKey(None, hotkey_id))
+
+    def get_message(self) -> tuple[int, int, int] | None:
+        msg = self._msg_type()
+        result = self._u.GetMessageW(self._ctypes.byref(msg), None, 0, 0)
+        if result == -1:
+            raise OSError(self._ctypes.get_last_error(), "GetMessageW failed")
+        if result == 0:
+            return None
+        return int(msg.message), int(msg.wParam), int(msg.lParam)
+
+    def post_thread_message(self, thread_id: int, message: int, wparam: int = 0, lparam: int = 0) -> bool:
+        return bool(self._u.PostThreadMessageW(thread_id, message, wparam, lparam))
+
+
+@dataclass
+class _Command:
+    """A function to run on the loop thread, and where its result (or exception) goes."""
+
+    fn: Callable[[], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Win32HotkeyListener:
+    """RegisterHotKey-based listener. ``register`` starts the loop thread if it is not running yet."""
+
+    def __init__(self, api: User32Api | None = None) -> None:
+        self._api: User32Api = api if api is not None else CtypesUser32()
+        self._dispatch = Dispatcher()
+        self._commands: queue.Queue[_Command] = queue.Queue()
+        self._ids = itertools.count(1)  # application hotkey ids: 0x0000..0xBFFF
+        self._by_name: dict[str, tuple[int, Hotkey]] = {}  # touched on the loop thread only
+        self._names_by_id: dict[int, str] = {}
+        self._thread: threading.Thread | None = None
+        self._thread_id = 0
+        self._ready = threading.Event()
+        self._start_lock = threading.Lock()
+        self._stopped = False
+
+    # -- HotkeyListener --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._start_lock:
+            if self._stopped:
+                raise HotkeyUnavailable("the hotkey listener is stopped")
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._loop, name="hotkeys-win32", daemon=True)
+            self._thread.start()
+        if not self._ready.wait(_COMMAND_TIMEOUT):
+            raise HotkeyUnavailable("the hotkey message loop did not start")
+
+    def register(self, name: str, hotkey: Hotkey | str, callback: Callback) -> None:
+        hk = as_hotkey(hotkey)
+        self.start()
+        self._run_on_loop(lambda: self._register_here(name, hk))
+        self._dispatch.set(name, callback)
+        log.info("hotkey %s registered for %s", hk, name)
+
+    def unregister(self, name: str) -> None:
+        self._dispatch.remove(name)
+        if self._thread is not None and not self._stopped:
+            self._run_on_loop(lambda: self._unregister_here(name))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._start_lock:
+            self._stopped = True
+            thread = self._thread
+        if thread is None:
+            return
+        if thread.is_alive() and not self._api.post_thread_message(self._thread_id, WM_QUIT):
+            log.warning("could not post WM_QUIT to the hotkey thread")
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("the hotkey message loop did not stop within %.1f s", timeout)
+
+    def pause(self, paused: bool) -> None:
+        self._dispatch.pause(paused)
+        log.info("hotkeys %s", "paused" if paused else "resumed")
+
+    @property
+    def paused(self) -> bool:
+        return self._dispatch.paused
+
+    # -- marshalling to the loop thread ----------------------------------------------------------------------
+    def _run_on_loop(self, fn: Callable[[], Any]) -> Any:
+        if self._stopped:
+            raise HotkeyUnavailable("the hotkey listener is stopped")
+        if threading.current_thread() is self._thread:  # e.g. a callback re-registering: already on the loop
+            return fn()
+        cmd = _Command(fn)
+        self._commands.put(cmd)
+        if not self._api.post_thread_message(self._thread_id, WM_RUN_COMMANDS):
+            raise HotkeyUnavailable("the hotkey message loop is not running")
+        if not cmd.done.wait(_COMMAND_TIMEOUT):
+            raise HotkeyUnavailable("the hotkey message loop did not answer")
+        if cmd.error is not None:
+            raise cmd.error
+        return cmd.result
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                cmd.result = cmd.fn()
+            except BaseException as exc:  # handed back to the caller's thread, which raises it
+                cmd.error = exc
+            finally:
+                cmd.done.set()
+
+    # -- on the loop thread ----------------------------------------------------------------------------------
+    def _register_here(self, name: str, hk: Hotkey) -> None:
+        for other, (_, other_hk) in self._by_name.items():
+            if other != name and other_hk == hk:
+                raise HotkeyTaken(name, hk, f"it is already bound here to {other!r}")
+        self._unregister_here(name)
+        combo = to_win32(hk)
+        hotkey_id = next(self._ids)
+        error = self._api.register_hotkey(hotkey_id, combo.modifiers, combo.vk)
+        if error == ERROR_HOTKEY_ALREADY_REGISTERED:
+            raise HotkeyTaken(name, hk, "RegisterHotKey: ERROR_HOTKEY_ALREADY_REGISTERED")
+        if error:
+            raise HotkeyUnavailable(f"RegisterHotKey failed for {hk} (Windows error {error})")
+        self._by_name[name] = (hotkey_id, hk)
+        self._names_by_id[hotkey_id] = name
+
+    def _unregister_here(self, name: str) -> None:
+        entry = self._by_name.pop(name, None)
+        if entry is not None:
+            self._names_by_id.pop(entry[0], None)
+            self._api.unregister_hotkey(entry[0])
+
+    def _loop(self) -> None:
+        api = self._api
+        try:
+            self._thread_id = api.current_thread_id()
+            api.ensure_message_queue()
+        finally:
+            self._ready.set()
+        try:
+            while True:
+                msg = api.get_message()
+                if msg is None:  # WM_QUIT
+                    break
+                message, wparam, _ = msg
+                if message == WM_HOTKEY:
+                    name = self._names_by_id.get(wparam)
+                    if name is not None:
+                        self._dispatch.fire(name)
+                elif message == WM_RUN_COMMANDS:
+                    self._run_commands()
+        except Exception:
+            log.exception("the hotkey message loop failed; hotkeys are off")
+        finally:
+            for name in list(self._by_name):
+                self._unregister_here(name)
+            self._fail_pending()  # anyone still waiting gets "stopped", never a late registration
+
+    def _fail_pending(self) -> None:
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            cmd.error = HotkeyUnavailable("the hotkey listener is stopped")
+            cmd.done.set()
