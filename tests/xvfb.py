@@ -68,9 +68,12 @@ class XvfbDisplay:
             raise XvfbError("Xvfb is not installed (Debian package: xvfb)")
         read_fd, write_fd = os.pipe()
         try:
+            # setpriv --pdeathsig: a test run that is killed (timeout, Ctrl+C twice) takes its Xvfb with it
+            # instead of leaving an orphan server on a shared machine. util-linux ships setpriv on Debian.
+            guard = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
             self.server = subprocess.Popen(
-                ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{self.width}x{self.height}x{self.depth}",
-                 "-nolisten", "tcp", "-noreset"],
+                [*guard, "Xvfb", "-displayfd", str(write_fd), "-screen", "0",
+                 f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp", "-noreset"],
                 pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
         finally:
