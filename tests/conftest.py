@@ -18,8 +18,9 @@ TINY_OV = FIXTURES / "tiny-qwen3-vl-ov"
 TINY_HF = FIXTURES / "tiny-qwen3-vl-hf"
 ARTIFACTS = REPO / "tests" / "artifacts"  # screenshots and logs a person can look at (git-ignored)
 
-# Desktop fixtures (xvfb_display, xvfb_tray) from tests/xvfb.py, available to every test module by name.
-pytest_plugins = ["xvfb"]
+# Desktop fixtures (xvfb_display, xvfb_tray) from tests/xvfb.py, available to every test module by name;
+# in-process Tk fixtures (ui_display, tk_root, scheduler, recorder) from tests/uitools.py.
+pytest_plugins = ["xvfb", "uitools"]
 
 
 @pytest.fixture(autouse=True)

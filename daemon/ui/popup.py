@@ -1,0 +1,430 @@
+"""The answer popup: a question about a captured image, the answer streamed in with light Markdown.
+
+Threading: every method here runs on the Tk thread. The scheduler calls the
+job's sink on its worker thread; the sink only puts events on a queue, and the
+popup drains that queue with `after()` while a request is live. When no request
+is live, no timer runs (an idle popup costs no CPU).
+
+Privacy: the question, the answer and the image stay in memory. The log gets
+metadata only (sizes, counts, finish reason), at DEBUG, which is also how the
+desktop tests observe what happened without reading screen content from disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import tkinter as tk
+import tkinter.font
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from PIL import Image, ImageTk
+
+from ..engine.base import GenerationOptions, GenerationResult, Message
+from ..jobs import Busy, Job
+from . import markdown
+from .geometry import Rect, place_popup
+
+log = logging.getLogger(__name__)
+
+TITLE = "qwen-tray"
+POLL_MS = 30  # drain interval while a request is live (never while idle)
+THUMB_SIZE = (168, 104)
+WIDTH_CHARS = 64
+
+
+class Submitter(Protocol):
+    """What the popup needs from the daemon: the scheduler's submit/cancel (or a wrapper around them)."""
+
+    def submit(self, job: Job) -> int: ...
+
+    def cancel(self, job: Job) -> None: ...
+
+
+class QueueSink:
+    """A JobSink that hands every event to the Tk thread through a queue, tagged with its job's seq."""
+
+    def __init__(self, events: queue.Queue[tuple], seq: int) -> None:
+        self._events = events
+        self._seq = seq
+
+    def on_start(self) -> None:
+        self._events.put((self._seq, "start", None))
+
+    def on_chunk(self, text: str) -> None:
+        self._events.put((self._seq, "chunk", text))
+
+    def on_done(self, result: GenerationResult, queue_ms: float, demo: bool) -> None:
+        self._events.put((self._seq, "done", (result, demo)))
+
+    def on_error(self, code: str, message: str, partial_text: str) -> None:
+        self._events.put((self._seq, "error", (code, message, partial_text)))
+
+
+@dataclass
+class _Turn:
+    question: str
+    answer: str = ""
+    message: Message | None = None  # the user message sent for this turn
+
+
+@dataclass
+class PopupSettings:
+    """The parts of the config the popup uses."""
+
+    default_prompt: str = "Describe what is on the screen."
+    presets: list[str] = field(default_factory=list)
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+
+
+class AnswerPopup:
+    """One conversation about one image, in a topmost window near the captured area."""
+
+    def __init__(
+        self,
+        root: tk.Tk,
+        submitter: Submitter,
+        image: Image.Image,
+        target: Rect,
+        monitor: Rect,
+        settings: PopupSettings,
+        on_closed: Callable[[AnswerPopup], None] | None = None,
+    ) -> None:
+        self.root = root
+        self._submitter = submitter
+        self.image = image
+        self._settings = settings
+        self._on_closed = on_closed
+        self._history: list[Message] = []  # completed turns sent back with each follow-up
+        self._turns: list[_Turn] = []
+        self._live: Job | None = None
+        self._live_turn: _Turn | None = None
+        self._events: queue.Queue[tuple] = queue.Queue()
+        self._after_id: str | None = None
+        self._dirty = False
+        self.state = "ready"
+        self.closed = False
+
+        self.win = tk.Toplevel(root)
+        self.win.withdraw()
+        self.win.title(f"{TITLE} \u2014 ask")
+        self.win.wm_attributes("-topmost", True)
+        self.win.protocol("WM_DELETE_WINDOW", self.close)
+        self._build()
+        self._place(target, monitor)
+        self.win.deiconify()
+        self.win.lift()
+        self.win.after_idle(self._focus_question)
+        self._set_state("ready", "Ask about this image \u2014 Enter sends, Shift+Enter new line, Esc closes")
+
+    # -- layout ------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        w = self.win
+        w.configure(padx=8, pady=8)
+        top = tk.Frame(w)
+        top.pack(fill="x")
+        thumb = self.image.copy()
+        thumb.thumbnail(THUMB_SIZE, Image.Resampling.BILINEAR)
+        self._thumb = ImageTk.PhotoImage(thumb, master=w)
+        tk.Label(top, image=self._thumb, relief="solid", borderwidth=1).pack(side="left", anchor="n")
+        side = tk.Frame(top)
+        side.pack(side="left", fill="both", expand=True, padx=(8, 0))
+        self.status = tk.Label(side, anchor="w", justify="left", wraplength=300)
+        self.status.pack(fill="x")
+        buttons = tk.Frame(side)
+        buttons.pack(fill="x", pady=(6, 0))
+        self.stop_button = tk.Button(buttons, text="Stop", command=self.stop, state="disabled")
+        self.stop_button.pack(side="left")
+        self.copy_button = tk.Button(buttons, text="Copy", command=self.copy_answer)
+        self.copy_button.pack(side="left", padx=(4, 0))
+        self.clear_button = tk.Button(buttons, text="Clear", command=self.clear)
+        self.clear_button.pack(side="left", padx=(4, 0))
+        presets = tk.Frame(side)
+        presets.pack(fill="x", pady=(6, 0))
+        self.preset_buttons: list[tk.Button] = []
+        for text in self._settings.presets:
+            b = tk.Button(presets, text=text, command=lambda t=text: self.ask(t), padx=4, pady=0)
+            b.pack(side="left", padx=(0, 4))
+            self.preset_buttons.append(b)
+
+        body = tk.Frame(w)
+        body.pack(fill="both", expand=True, pady=(8, 0))
+        self.answer = tk.Text(body, width=WIDTH_CHARS, height=14, wrap="word", relief="flat", padx=6, pady=4,
+                              background="#fbfbfb", state="disabled", cursor="arrow", takefocus=0)
+        scroll = tk.Scrollbar(body, command=self.answer.yview)
+        self.answer.configure(yscrollcommand=scroll.set)
+        scroll.pack(side="right", fill="y")
+        self.answer.pack(side="left", fill="both", expand=True)
+        self._configure_tags()
+
+        self.question = tk.Text(w, width=WIDTH_CHARS, height=3, wrap="word", undo=True, padx=6, pady=4)
+        self.question.pack(fill="x", pady=(8, 0))
+
+        for widget in (self.question, self.answer):
+            widget.bind("<Return>", self._on_return)
+            widget.bind("<KP_Enter>", self._on_return)
+            widget.bind("<Shift-Return>", self._on_shift_return)
+            widget.bind("<Control-c>", self._on_ctrl_c)
+            widget.bind("<Control-C>", self._on_ctrl_c)
+        w.bind("<Escape>", lambda e: self.close())
+
+    def _configure_tags(self) -> None:
+        t = self.answer
+        base = tkinter.font.nametofont("TkDefaultFont").actual()
+        fixed = tkinter.font.nametofont("TkFixedFont").actual()
+        t.configure(font=(base["family"], base["size"]))
+        t.tag_configure(markdown.BOLD, font=(base["family"], base["size"], "bold"))
+        t.tag_configure(markdown.HEADING, font=(base["family"], base["size"] + 1, "bold"))
+        t.tag_configure(markdown.CODE, font=(fixed["family"], fixed["size"]), background="#ececec")
+        t.tag_configure(markdown.CODEBLOCK, font=(fixed["family"], fixed["size"]), background="#eef0f3",
+                        lmargin1=10, lmargin2=10)
+        t.tag_configure(markdown.BULLET, lmargin1=8, lmargin2=22)
+        t.tag_configure("question", foreground="#1d4f91", font=(base["family"], base["size"], "bold"),
+                        spacing1=4, spacing3=4)
+        t.tag_configure("note", foreground="#8a5a00")
+        t.tag_raise(markdown.BOLD)
+        t.tag_raise(markdown.CODE)
+
+    def _place(self, target: Rect, monitor: Rect) -> None:
+        self.win.update_idletasks()
+        size = (self.win.winfo_reqwidth(), self.win.winfo_reqheight())
+        x, y = place_popup(size, target, monitor)
+        self.win.geometry(f"+{x}+{y}")
+
+    def _focus_question(self) -> None:
+        if self.closed:
+            return
+        self.win.focus_force()
+        self.question.focus_set()
+
+    # -- keys ----------------------------------------------------------------------------------------------
+    def _on_return(self, event: tk.Event) -> str:
+        if event.widget is self.question or event.widget is self.answer:
+            self.ask(self.question.get("1.0", "end-1c"))
+        return "break"
+
+    def _on_shift_return(self, event: tk.Event) -> str:
+        self.question.insert("insert", "\n")
+        self.question.see("insert")
+        return "break"
+
+    def _on_ctrl_c(self, event: tk.Event) -> str | None:
+        widget = event.widget
+        try:
+            if widget.tag_ranges("sel"):
+                return None  # a selection: the widget's own Copy binding copies it
+        except tk.TclError:
+            pass
+        self.copy_answer()
+        return "break"
+
+    # -- actions (Tk thread) ---------------------------------------------------------------------------
+    def ask(self, question: str) -> bool:
+        """Send a question (empty = the default prompt); follow-ups carry the conversation so far."""
+        if self.closed:
+            return False
+        if self._live is not None:
+            self.win.bell()
+            return False
+        question = question.strip() or self._settings.default_prompt
+        first = not self._history
+        message = Message("user", question, [self.image] if first else [])
+        turn = _Turn(question, message=message)
+        job = Job(messages=[*self._history, message], options=self._settings.options,
+                  sink=None, priority="interactive", label="popup")  # type: ignore[arg-type]
+        job.sink = QueueSink(self._events, job.seq)
+        log.debug("popup: request %d, %d message(s), image %dx%d", job.seq, len(job.messages),
+                  self.image.width, self.image.height)
+        try:
+            position = self._submitter.submit(job)
+        except Busy:
+            self._set_state("error", "Busy: too many requests are waiting. Try again in a moment.")
+            return False
+        except Exception as exc:  # the daemon is stopping, or the request was refused
+            log.warning("popup: request refused: %s", exc)
+            self._set_state("error", f"Could not ask: {exc}")
+            return False
+        self._live, self._live_turn = job, turn
+        self._turns.append(turn)
+        self.question.delete("1.0", "end")
+        self.stop_button.configure(state="normal")
+        self._render(full=True)
+        ahead = f" ({position} ahead)" if position else ""
+        self._set_state("queued", f"Queued{ahead}\u2026")
+        self._schedule_poll()
+        return True
+
+    def stop(self) -> None:
+        """Cancel the live answer; its partial text stays and the terminal event still arrives."""
+        if self._live is not None:
+            self._submitter.cancel(self._live)
+            self._set_state("stopping", "Stopping\u2026")
+
+    def copy_answer(self) -> str:
+        """Put the latest answer (its Markdown source) on the clipboard; returns it."""
+        text = next((t.answer for t in reversed(self._turns) if t.answer), "")
+        if not text:
+            self.win.bell()
+            return ""
+        self.root.clipboard_clear()
+        self.root.clipboard_append(text)
+        log.debug("popup: copied %d characters", len(text))
+        self._flash(f"Copied {len(text)} characters.")
+        return text
+
+    def clear(self) -> None:
+        """Forget the conversation (the image stays): the next question starts afresh."""
+        if self._live is not None:
+            self._submitter.cancel(self._live)
+            self._live, self._live_turn = None, None
+            self._stop_poll()
+        self._history.clear()
+        self._turns.clear()
+        self.stop_button.configure(state="disabled")
+        self._render(full=True)
+        self._set_state("ready", "Conversation cleared. Ask a new question.")
+        self.question.focus_set()
+
+    def close(self) -> None:
+        """Esc / window close: cancel what is running and drop everything (nothing is kept)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._live is not None:
+            self._submitter.cancel(self._live)
+            self._live = None
+        self._stop_poll()
+        self.win.destroy()
+        self._history.clear()
+        self._turns.clear()
+        log.debug("popup: closed")
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    # -- streaming (Tk thread, timer only while live) --------------------------------------------------
+    def _schedule_poll(self) -> None:
+        if self._after_id is None and not self.closed:
+            self._after_id = self.win.after(POLL_MS, self._poll)
+
+    def _stop_poll(self) -> None:
+        if self._after_id is not None:
+            with contextlib.suppress(tk.TclError):
+                self.win.after_cancel(self._after_id)
+            self._after_id = None
+
+    def _poll(self) -> None:
+        self._after_id = None
+        if self.closed:
+            return
+        self.drain()
+        if self._live is not None:
+            self._schedule_poll()
+
+    def drain(self) -> None:
+        """Apply every event waiting in the queue (stale events of cancelled/cleared jobs are dropped)."""
+        while True:
+            try:
+                seq, kind, payload = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if self._live is None or seq != self._live.seq or self._live_turn is None:
+                continue
+            turn = self._live_turn
+            if kind == "start":
+                if self.state != "stopping":
+                    self._set_state("thinking", "Thinking\u2026")
+            elif kind == "chunk":
+                turn.answer += payload
+                self._dirty = True
+                if self.state in ("queued", "thinking"):
+                    self._set_state("streaming", "Answering\u2026")
+            elif kind == "done":
+                result, demo = payload
+                self._finish_done(turn, result, demo)
+            elif kind == "error":
+                code, message, partial = payload
+                self._finish_error(turn, code, message, partial)
+        if self._dirty:
+            self._render()
+
+    def _finish_done(self, turn: _Turn, result: GenerationResult, demo: bool) -> None:
+        turn.answer = result.text
+        f = result.figures
+        if result.finish_reason == "cancelled":
+            state, text = "stopped", f"Stopped after {f.completion_tokens} tokens."
+        else:
+            more = " (reached the length limit)" if result.finish_reason == "length" else ""
+            state = "done"
+            text = f"Done \u00b7 {f.completion_tokens} tokens \u00b7 {f.tokens_per_s:.1f} tokens/s{more}"
+        if demo:
+            text += " \u00b7 demo model: answers are noise"
+        if turn.answer and turn.message is not None:
+            self._history += [turn.message, Message("assistant", turn.answer)]
+        else:
+            self._turns.remove(turn)  # nothing was said: forget the question too
+        log.debug("popup: request %d %s, %d characters, %d tokens", self._live.seq if self._live else 0,
+                  result.finish_reason, len(turn.answer), f.completion_tokens)
+        self._end_live()
+        self._render(full=True)
+        self._set_state(state, text)
+
+    def _finish_error(self, turn: _Turn, code: str, message: str, partial: str) -> None:
+        turn.answer = partial
+        if not partial:
+            self._turns.remove(turn)
+        log.debug("popup: request %d failed: %s", self._live.seq if self._live else 0, code)
+        self._end_live()
+        self._render(full=True)
+        self._set_state("error", f"Error: {message}")
+
+    def _end_live(self) -> None:
+        self._live, self._live_turn = None, None
+        self._stop_poll()
+        self.stop_button.configure(state="disabled")
+        self.question.focus_set()
+
+    # -- drawing ---------------------------------------------------------------------------------------
+    def _render(self, full: bool = False) -> None:
+        """Redraw the transcript; while streaming only the live answer (after the 'live' mark) is redrawn."""
+        self._dirty = False
+        t = self.answer
+        t.configure(state="normal")
+        if full or "live" not in t.mark_names():
+            t.delete("1.0", "end")
+            for i, turn in enumerate(self._turns):
+                if i:
+                    t.insert("end", "\n\n")
+                self._insert_question(turn)
+                if turn is self._live_turn:
+                    t.mark_set("live", "end-1c")
+                    t.mark_gravity("live", "left")
+                self._insert_answer(turn)
+        elif self._live_turn is not None:
+            t.delete("live", "end")
+            self._insert_answer(self._live_turn)
+        t.configure(state="disabled")
+        t.see("end")
+
+    def _insert_question(self, turn: _Turn) -> None:
+        if len(self._turns) > 1 or turn.question != self._settings.default_prompt:
+            self.answer.insert("end", f"\u203a {turn.question}\n", ("question",))
+
+    def _insert_answer(self, turn: _Turn) -> None:
+        for span in markdown.render(turn.answer):
+            self.answer.insert("end", span.text, span.tags)
+
+    def answer_text(self) -> str:
+        """The transcript as shown (for tests and accessibility tools)."""
+        return self.answer.get("1.0", "end-1c")
+
+    def _set_state(self, state: str, text: str) -> None:
+        self.state = state
+        self.status.configure(text=text, foreground="#b00020" if state == "error" else "#202020")
+        if not self.closed:
+            self.win.title(f"{TITLE} \u2014 {state}")
+
+    def _flash(self, text: str) -> None:
+        self.status.configure(text=text)

@@ -1,0 +1,181 @@
+"""The answer popup on a real X server (Xvfb), with real key events (xdotool) and the real scheduler + tiny model."""
+
+from __future__ import annotations
+
+import tkinter as tk
+
+from PIL import Image, ImageDraw
+from uitools import Recorder, pump, run_while_pumping, settle
+from xvfb import XvfbDisplay
+
+from daemon.engine.base import GenerationOptions
+from daemon.ui import markdown
+from daemon.ui.popup import AnswerPopup, PopupSettings
+
+PRESETS = ["Describe", "Extract text", "Explain this error", "Translate to English"]
+
+
+def picture() -> Image.Image:
+    img = Image.new("RGB", (640, 400), "white")
+    d = ImageDraw.Draw(img)
+    d.rectangle((20, 20, 300, 200), fill="navy")
+    d.text((40, 250), "Error: file not found", fill="black")
+    return img
+
+
+def open_popup(root: tk.Tk, rec: Recorder, max_new_tokens: int = 40, **kw: object) -> AnswerPopup:
+    settings = PopupSettings(default_prompt="Describe what is on the screen.", presets=PRESETS,
+                             options=GenerationOptions(max_new_tokens=max_new_tokens))
+    popup = AnswerPopup(root, rec, picture(), (200, 150, 640, 400), (0, 0, 1920, 1080), settings, **kw)
+    pump(root, lambda: popup.win.focus_get() is popup.question, 10, "the question box to have focus")
+    return popup
+
+
+def type_keys(root: tk.Tk, d: XvfbDisplay, *args: str) -> None:
+    run_while_pumping(root, ["xdotool", *args], d.env())
+
+
+def test_question_streams_answer_with_state_and_title(tk_root: tk.Tk, recorder: Recorder,
+                                                      ui_display: XvfbDisplay) -> None:
+    popup = open_popup(tk_root, recorder)
+    assert popup.win.title() == "qwen-tray \u2014 ready"
+    states: list[str] = []
+    type_keys(tk_root, ui_display, "type", "--delay", "5", "What is this?")
+    type_keys(tk_root, ui_display, "key", "Return")
+    pump(tk_root, lambda: (states.append(popup.state) or popup.state) in ("done", "error"), 60, "the answer")
+    assert popup.state == "done", popup.status.cget("text")
+    assert {"queued", "thinking", "streaming"} & set(states)
+    assert popup.win.title() == "qwen-tray \u2014 done"
+    assert popup.status.cget("text").startswith("Done \u00b7 ")
+    assert "tokens/s" in popup.status.cget("text") and "demo model" in popup.status.cget("text")
+    # What the engine was asked: the typed question with the full-size image, at interactive priority.
+    (job,) = recorder.jobs
+    assert job.priority == "interactive"
+    assert [(m.role, m.text) for m in job.messages] == [("user", "What is this?")]
+    assert job.messages[0].images[0].size == (640, 400)
+    # The answer is shown (rendered from Markdown) after the question, and the box is empty again.
+    answer = popup._turns[-1].answer
+    assert answer
+    shown = popup.answer_text()
+    assert shown.startswith("\u203a What is this?\n")
+    assert shown.endswith(markdown.plain_text(markdown.render(answer)))
+    assert popup.question.get("1.0", "end-1c") == ""
+    # Idle: no Tk timer is left running (the drain loop stops with the stream).
+    assert tk_root.tk.call("after", "info") == ""
+
+
+def test_empty_question_uses_default_prompt_and_shift_enter_is_a_newline(
+        tk_root: tk.Tk, recorder: Recorder, ui_display: XvfbDisplay) -> None:
+    popup = open_popup(tk_root, recorder)
+    type_keys(tk_root, ui_display, "type", "line one")
+    type_keys(tk_root, ui_display, "key", "shift+Return")
+    type_keys(tk_root, ui_display, "type", "line two")
+    assert popup.question.get("1.0", "end-1c") == "line one\nline two"
+    assert recorder.jobs == []  # Shift+Enter did not send
+    popup.question.delete("1.0", "end")
+    type_keys(tk_root, ui_display, "key", "Return")
+    pump(tk_root, lambda: popup.state == "done", 60, "the answer")
+    assert recorder.jobs[0].messages[0].text == "Describe what is on the screen."
+
+
+def test_preset_button_sends_its_prompt(tk_root: tk.Tk, recorder: Recorder, ui_display: XvfbDisplay) -> None:
+    popup = open_popup(tk_root, recorder)
+    buttons = popup.preset_buttons
+    assert [b.cget("text") for b in buttons] == PRESETS
+    target = buttons[1]
+    settle(tk_root)
+    x = target.winfo_rootx() + target.winfo_width() // 2
+    y = target.winfo_rooty() + target.winfo_height() // 2
+    type_keys(tk_root, ui_display, "mousemove", str(x), str(y), "click", "1")
+    pump(tk_root, lambda: popup.state == "done", 60, "the answer")
+    assert recorder.jobs[0].messages[0].text == "Extract text"
+
+
+def test_follow_up_keeps_the_conversation_and_the_image(tk_root: tk.Tk, recorder: Recorder,
+                                                       ui_display: XvfbDisplay) -> None:
+    popup = open_popup(tk_root, recorder)
+    popup.ask("first question")
+    pump(tk_root, lambda: popup.state == "done", 60, "the first answer")
+    first_answer = popup._turns[-1].answer
+    type_keys(tk_root, ui_display, "type", "and then?")
+    type_keys(tk_root, ui_display, "key", "Return")
+    pump(tk_root, lambda: popup.state == "done" and len(recorder.jobs) == 2, 60, "the second answer")
+    msgs = recorder.jobs[1].messages
+    assert [(m.role, m.text) for m in msgs] == [("user", "first question"), ("assistant", first_answer),
+                                               ("user", "and then?")]
+    assert msgs[0].images[0].size == (640, 400) and msgs[1].images == [] and msgs[2].images == []
+    assert "\u203a first question" in popup.answer_text() and "\u203a and then?" in popup.answer_text()
+    # Clear: the next question starts a new conversation with the same image.
+    popup.clear()
+    assert popup.answer_text() == ""
+    popup.ask("fresh")
+    pump(tk_root, lambda: popup.state == "done" and len(recorder.jobs) == 3, 60, "the third answer")
+    assert [(m.role, m.text) for m in recorder.jobs[2].messages] == [("user", "fresh")]
+    assert recorder.jobs[2].messages[0].images[0].size == (640, 400)
+
+
+def test_stop_button_stops_the_stream(tk_root: tk.Tk, recorder: Recorder, ui_display: XvfbDisplay) -> None:
+    popup = open_popup(tk_root, recorder, max_new_tokens=3000)
+    popup.ask("go on and on")
+    pump(tk_root, lambda: popup.state == "streaming", 60, "the stream to start")
+    b = popup.stop_button
+    assert b.cget("state") == "normal"
+    x, y = b.winfo_rootx() + b.winfo_width() // 2, b.winfo_rooty() + b.winfo_height() // 2
+    type_keys(tk_root, ui_display, "mousemove", str(x), str(y), "click", "1")
+    pump(tk_root, lambda: popup.state in ("stopped", "done"), 60, "the stop")
+    assert popup.state == "stopped"
+    assert recorder.cancelled == recorder.jobs
+    tokens = int(popup.status.cget("text").split()[2])
+    assert 0 < tokens < 3000
+    assert b.cget("state") == "disabled"
+    # The partial answer stays and counts as a turn of the conversation.
+    assert popup._turns[-1].answer and popup._history[-1].role == "assistant"
+
+
+def test_ctrl_c_copies_the_answer_to_the_x_clipboard(tk_root: tk.Tk, recorder: Recorder,
+                                                     ui_display: XvfbDisplay) -> None:
+    popup = open_popup(tk_root, recorder)
+    popup.ask("anything")
+    pump(tk_root, lambda: popup.state == "done", 60, "the answer")
+    answer = popup._turns[-1].answer
+    type_keys(tk_root, ui_display, "key", "ctrl+c")
+    got = run_while_pumping(tk_root, ["xclip", "-o", "-selection", "clipboard"], ui_display.env())
+    assert got == answer
+    # The clipboard outlives the popup (the app's root window serves it).
+    popup.close()
+    got = run_while_pumping(tk_root, ["xclip", "-o", "-selection", "clipboard"], ui_display.env())
+    assert got == answer
+
+
+def test_ctrl_c_with_a_selection_copies_the_selection(tk_root: tk.Tk, recorder: Recorder,
+                                                      ui_display: XvfbDisplay) -> None:
+    popup = open_popup(tk_root, recorder)
+    type_keys(tk_root, ui_display, "type", "hello world")
+    popup.question.tag_add("sel", "1.0", "1.5")
+    type_keys(tk_root, ui_display, "key", "ctrl+c")
+    assert run_while_pumping(tk_root, ["xclip", "-o", "-selection", "clipboard"], ui_display.env()) == "hello"
+
+
+def test_escape_closes_and_cancels(tk_root: tk.Tk, recorder: Recorder, ui_display: XvfbDisplay) -> None:
+    closed: list[AnswerPopup] = []
+    popup = open_popup(tk_root, recorder, max_new_tokens=3000, on_closed=closed.append)
+    popup.ask("long answer please")
+    pump(tk_root, lambda: popup.state == "streaming", 60, "the stream to start")
+    type_keys(tk_root, ui_display, "key", "Escape")
+    pump(tk_root, lambda: popup.closed, 10, "the popup to close")
+    assert closed == [popup]
+    assert tk_root.tk.call("winfo", "exists", str(popup.win)) == 0  # destroyed
+    assert recorder.cancelled and recorder.cancelled[0].cancel.is_set()
+    # The scheduler finishes the cancelled job and is free for the next one.
+    pump(tk_root, lambda: recorder.scheduler.status()["state"] == "ready", 30, "the worker to be free")
+    assert tk_root.tk.call("after", "info") == ""
+    assert ui_display.run("xdotool", "search", "--onlyvisible", "--name", "^qwen-tray", check=False) == ""
+
+
+def test_busy_or_stopping_scheduler_shows_an_error(tk_root: tk.Tk, recorder: Recorder) -> None:
+    popup = open_popup(tk_root, recorder)
+    recorder.scheduler.stop()
+    assert popup.ask("hello?") is False
+    assert popup.state == "error"
+    assert "Busy" in popup.status.cget("text")
+    assert popup.win.title() == "qwen-tray \u2014 error"

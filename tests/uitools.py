@@ -1,0 +1,120 @@
+"""Helpers for the in-process desktop tests: a Tk root on the test's Xvfb, a real scheduler on the tiny model,
+and a loop that keeps Tk serving X events while a test waits (xdotool, xclip and the worker run meanwhile).
+
+Import as a top-level module (``tests/`` is on sys.path, like ``xvfb``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import tkinter as tk
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from xvfb import XvfbDisplay
+
+from daemon.engine.loader import load_engine
+from daemon.engine.placement import PlacementSettings
+from daemon.jobs import Job
+from daemon.scheduler import Scheduler
+
+TINY = Path(__file__).resolve().parent / "fixtures" / "tiny-qwen3-vl-ov"
+
+
+def pump(root: tk.Misc, until: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Run Tk's event loop until `until()` is true (test-side waiting; the product never polls)."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        root.update()
+        time.sleep(0.005)
+
+
+def run_while_pumping(root: tk.Misc, argv: list[str], env: dict[str, str], timeout: float = 30.0) -> str:
+    """Run an X client (xdotool, xclip) while Tk keeps serving events (xclip asks *us* for the clipboard)."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pump(root, lambda: proc.poll() is not None, timeout, " ".join(argv))
+    out, err = proc.communicate()
+    assert proc.returncode == 0, f"{' '.join(argv)} failed: {err}"
+    return out
+
+
+def settle(root: tk.Misc, seconds: float = 0.2) -> None:
+    end = time.monotonic() + seconds
+    pump(root, lambda: time.monotonic() > end, seconds + 5, "settle")
+
+
+class Recorder:
+    """The real scheduler, with every submitted job remembered (to look at the messages the engine got)."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self.jobs: list[Job] = []
+        self.cancelled: list[Job] = []
+
+    def submit(self, job: Job) -> int:
+        self.jobs.append(job)
+        return self.scheduler.submit(job)
+
+    def cancel(self, job: Job) -> None:
+        self.cancelled.append(job)
+        self.scheduler.cancel(job)
+
+    def status(self) -> dict:
+        return self.scheduler.status()
+
+    def reload(self) -> None:
+        self.scheduler.reload()
+
+    def add_listener(self, cb: Callable[[str], None]) -> None:
+        self.scheduler.add_listener(cb)
+
+
+def make_scheduler(**kw: object) -> Scheduler:
+    s = Scheduler(lambda: load_engine(TINY, "genai", "CPU", PlacementSettings()), demo=True,
+                  model_name="tiny-qwen3-vl-ov", **kw)  # type: ignore[arg-type]
+    s.start()
+    deadline = time.monotonic() + 60
+    while s.status()["state"] == "loading":
+        assert time.monotonic() < deadline, "the tiny model did not load"
+        time.sleep(0.02)
+    assert s.status()["state"] == "ready", s.status()
+    return s
+
+
+@pytest.fixture
+def scheduler() -> Iterator[Scheduler]:
+    s = make_scheduler()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def recorder(scheduler: Scheduler) -> Recorder:
+    return Recorder(scheduler)
+
+
+@pytest.fixture(scope="session")
+def ui_display() -> Iterator[XvfbDisplay]:
+    """One Xvfb for every in-process Tk test of the session.
+
+    Why not a fresh server per test: Tk keeps its X connection until the process
+    exits, and Xlib ends the whole process when that server goes away. So Tk in
+    this process gets one server that lives as long as the test session.
+    """
+    with XvfbDisplay() as d:
+        yield d
+
+
+@pytest.fixture
+def tk_root(ui_display: XvfbDisplay, monkeypatch: pytest.MonkeyPatch) -> Iterator[tk.Tk]:
+    monkeypatch.setenv("DISPLAY", ui_display.display)
+    root = tk.Tk()
+    root.withdraw()
+    yield root
+    for w in root.winfo_children():
+        w.destroy()
+    root.destroy()
