@@ -173,7 +173,24 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
     """Validate a parsed TOML document into a Config."""
     cfg = _build(Config, data, "", source)
     _check_ranges(cfg, source)
+    _check_hotkeys(cfg, source)
     return cfg
+
+
+def _check_hotkeys(cfg: Config, source: str) -> None:
+    """Hotkey strings are parsed here so a typo is a config error at start, not a hotkey that never fires."""
+    from daemon.hotkey.parse import BACKENDS, HotkeyError, parse_hotkey
+
+    if cfg.hotkey.backend not in BACKENDS:
+        raise ConfigError(f"hotkey.backend in {source} must be one of {', '.join(BACKENDS)}")
+    parsed = {}
+    for key in ("ask_screen", "ask_region"):
+        try:
+            parsed[key] = parse_hotkey(getattr(cfg.hotkey, key))
+        except HotkeyError as exc:
+            raise ConfigError(f"hotkey.{key} in {source}: {exc}") from None
+    if parsed["ask_screen"] == parsed["ask_region"]:
+        raise ConfigError(f"hotkey.ask_screen and hotkey.ask_region in {source} are the same combination")
 
 
 def _check_ranges(cfg: Config, source: str) -> None:

@@ -126,3 +126,16 @@ def test_backend_choice_per_platform() -> None:
         resolve_backend("xlib", "win32")
     with pytest.raises(HotkeyUnavailable, match="unknown hotkey backend"):
         resolve_backend("evdev", "linux")
+
+
+def test_config_rejects_bad_hotkeys_clearly() -> None:
+    from daemon.config import ConfigError, parse_config
+
+    cfg = parse_config({"hotkey": {"ask_screen": "Ctrl+Alt+S", "backend": "xlib"}})
+    assert cfg.hotkey.ask_screen == "Ctrl+Alt+S"
+    with pytest.raises(ConfigError, match=r"hotkey.ask_region in my.toml: .*unknown key or modifier 'hyper'"):
+        parse_config({"hotkey": {"ask_region": "ctrl+hyper+r"}}, "my.toml")
+    with pytest.raises(ConfigError, match="same combination"):
+        parse_config({"hotkey": {"ask_screen": "alt+ctrl+r", "ask_region": "ctrl+alt+r"}})
+    with pytest.raises(ConfigError, match="hotkey.backend .* must be one of auto, registerhotkey, keyboard, xlib"):
+        parse_config({"hotkey": {"backend": "evdev"}})

@@ -10,9 +10,7 @@ from __future__ import annotations
 import sys
 
 from daemon.hotkey.base import HotkeyListener, HotkeyTaken, HotkeyUnavailable
-from daemon.hotkey.parse import Hotkey, HotkeyError, parse_hotkey
-
-BACKENDS = ("auto", "registerhotkey", "keyboard", "xlib")
+from daemon.hotkey.parse import BACKENDS, Hotkey, HotkeyError, parse_hotkey
 
 __all__ = [
     "BACKENDS", "Hotkey", "HotkeyError", "HotkeyListener", "HotkeyTaken", "HotkeyUnavailable", "create_listener",

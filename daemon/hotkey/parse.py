@@ -11,6 +11,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
+BACKENDS = ("auto", "registerhotkey", "keyboard", "xlib")  # config hotkey.backend
 MODIFIERS = ("ctrl", "alt", "shift", "super")  # canonical names, in display order
 MODIFIER_ALIASES = {
     "ctrl": "ctrl", "control": "ctrl", "ctl": "ctrl",
