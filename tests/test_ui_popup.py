@@ -38,14 +38,14 @@ def type_keys(root: tk.Tk, d: XvfbDisplay, *args: str) -> None:
 def test_question_streams_answer_with_state_and_title(tk_root: tk.Tk, recorder: Recorder,
                                                       ui_display: XvfbDisplay) -> None:
     popup = open_popup(tk_root, recorder)
-    assert popup.win.title() == "qwen-tray \u2014 ready"
+    assert popup.win.title() == "qwen-tray - ready"
     states: list[str] = []
     type_keys(tk_root, ui_display, "type", "--delay", "5", "What is this?")
     type_keys(tk_root, ui_display, "key", "Return")
     pump(tk_root, lambda: (states.append(popup.state) or popup.state) in ("done", "error"), 60, "the answer")
     assert popup.state == "done", popup.status.cget("text")
     assert {"queued", "thinking", "streaming"} & set(states)
-    assert popup.win.title() == "qwen-tray \u2014 done"
+    assert popup.win.title() == "qwen-tray - done"
     assert popup.status.cget("text").startswith("Done \u00b7 ")
     assert "tokens/s" in popup.status.cget("text") and "demo model" in popup.status.cget("text")
     # What the engine was asked: the typed question with the full-size image, at interactive priority.
@@ -178,4 +178,4 @@ def test_busy_or_stopping_scheduler_shows_an_error(tk_root: tk.Tk, recorder: Rec
     assert popup.ask("hello?") is False
     assert popup.state == "error"
     assert "Busy" in popup.status.cget("text")
-    assert popup.win.title() == "qwen-tray \u2014 error"
+    assert popup.win.title() == "qwen-tray - error"

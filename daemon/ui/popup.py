@@ -110,7 +110,7 @@ class AnswerPopup:
 
         self.win = tk.Toplevel(root)
         self.win.withdraw()
-        self.win.title(f"{TITLE} \u2014 ask")
+        self.win.title(f"{TITLE} - ready")
         self.win.wm_attributes("-topmost", True)
         self.win.protocol("WM_DELETE_WINDOW", self.close)
         self._build()
@@ -424,7 +424,7 @@ class AnswerPopup:
         self.state = state
         self.status.configure(text=text, foreground="#b00020" if state == "error" else "#202020")
         if not self.closed:
-            self.win.title(f"{TITLE} \u2014 {state}")
+            self.win.title(f"{TITLE} - {state}")  # ASCII: X tools read WM_NAME as Latin-1
 
     def _flash(self, text: str) -> None:
         self.status.configure(text=text)

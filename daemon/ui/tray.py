@@ -1,0 +1,231 @@
+"""The tray icon: state at a glance (loading, ready, busy, error), a tooltip, and the menu.
+
+Why the menu only calls methods of a `TrayActions` object: pystray's X11 backend
+docks an icon but shows no menu (left click runs the default item only), so the
+actions must be reachable without the menu (tests call them directly), and the
+menu stays a thin list of labels. The icon runs pystray's loop on its own
+thread. pystray's `update_menu` is not thread-safe: we call it only from menu
+callbacks (which run on the tray's thread) and, on Windows, right before the
+menu opens (also the tray's thread). Icon image and tooltip updates are safe
+from other threads in pystray's backends (X11 marshals them to its loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Protocol
+
+from PIL import Image, ImageDraw
+
+log = logging.getLogger(__name__)
+
+STATES = ("loading", "ready", "busy", "error")
+COLORS = {
+    "loading": (245, 166, 35),
+    "ready": (46, 204, 113),
+    "busy": (52, 152, 219),
+    "error": (231, 76, 60),
+}
+TOOLTIP_MAX = 127  # Windows' NOTIFYICONDATA szTip limit, less the terminator
+ICON_SIZE = 64
+
+
+class TrayActions(Protocol):
+    """What the menu can do. Every method must be safe to call from the tray's thread (or any thread)."""
+
+    def ask_screen(self) -> None: ...
+    def ask_region(self) -> None: ...
+    def ask_clipboard(self) -> None: ...
+    def clear_conversation(self) -> None: ...
+    def toggle_pause(self) -> None: ...
+    def toggle_autostart(self) -> None: ...
+    def open_config(self) -> None: ...
+    def open_log_folder(self) -> None: ...
+    def reload_model(self) -> None: ...
+    def quit(self) -> None: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    def autostart_state(self) -> tuple[bool | None, str]:
+        """(enabled, reason): enabled None = not available here, with the reason shown instead."""
+        ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+def draw_icon(state: str, size: int = ICON_SIZE) -> Image.Image:
+    """The icon for a state: a dark rounded tile with a coloured lens, distinct in shape as well as colour."""
+    if state not in COLORS:
+        state = "error"
+    s = 4  # draw large and scale down for smooth edges
+    n = size * s
+    img = Image.new("RGBA", (n, n), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle((0, 0, n - 1, n - 1), radius=n // 5, fill=(31, 41, 55, 255))
+    color = (*COLORS[state], 255)
+    pad, width = n * 0.17, max(1, int(n * 0.11))
+    box = (pad, pad, n - pad, n - pad)
+    if state == "loading":
+        d.arc(box, start=-90, end=180, fill=color, width=width)  # a ring still closing
+    else:
+        d.ellipse(box, outline=color, width=width)
+    c = n / 2
+    if state == "busy":
+        r = n * 0.13
+        d.ellipse((c - r, c - r, c + r, c + r), fill=color)
+    elif state == "error":
+        w = n * 0.06
+        d.rectangle((c - w, n * 0.32, c + w, n * 0.56), fill=color)
+        d.ellipse((c - w, n * 0.62, c + w, n * 0.62 + 2 * w), fill=color)
+    elif state == "ready":
+        # the "Q" tail
+        d.line((c + n * 0.12, c + n * 0.12, n - pad * 0.7, n - pad * 0.7), fill=color, width=width)
+    return img.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def status_line(status: dict[str, Any]) -> str:
+    """'Qwen3-VL-4B-Instruct-int4 on language NPU, vision GPU (hybrid)', with a demo note."""
+    model = str(status.get("model") or "no model")
+    placement = status.get("placement") or {}
+    where = placement.get("summary") if isinstance(placement, dict) else ""
+    line = f"{model} on {where}" if where else model
+    if status.get("demo"):
+        line += " (demo model)"
+    return line
+
+
+def tooltip(status: dict[str, Any]) -> str:
+    """At most 127 characters: app, state, model and devices, and 'demo model' when it is one."""
+    state = str(status.get("state") or "loading")
+    demo = " | demo model" if status.get("demo") else ""
+    model = str(status.get("model") or "")
+    placement = status.get("placement") or {}
+    where = placement.get("summary", "") if isinstance(placement, dict) else ""
+    head = f"qwen-tray: {state}"  # ASCII only: on X11 this is the icon window's Latin-1 WM_NAME
+    parts = [p for p in (model, where) if p]
+    body = (" | " + " | ".join(parts)) if parts else ""
+    text = (head + body + demo).encode("ascii", "replace").decode("ascii")
+    if len(text) > TOOLTIP_MAX:
+        room = TOOLTIP_MAX - len(head) - len(demo) - 1
+        text = head + body[: max(0, room)] + "~" + demo
+    return text[:TOOLTIP_MAX]
+
+
+class Tray:
+    """The pystray icon on its own thread. `start()` returns once the icon is running."""
+
+    def __init__(self, actions: TrayActions) -> None:
+        self.actions = actions
+        self.state = "loading"
+        self.icon: Any = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def menu(self) -> Any:
+        """The menu (pystray.Menu). Labels that change are callables, re-read on each update_menu."""
+        import pystray
+
+        a = self.actions
+        item, sep = pystray.MenuItem, pystray.Menu.SEPARATOR
+
+        def call(fn: Any) -> Any:
+            def run(icon: Any, _item: Any) -> None:
+                try:
+                    fn()
+                finally:
+                    self.refresh_menu_from_tray_thread()
+
+            return run
+
+        def autostart_text(_item: Any) -> str:
+            enabled, reason = a.autostart_state()
+            return "Start at login" if enabled is not None else f"Start at login ({reason})"
+
+        return pystray.Menu(
+            item("Ask about screen", call(a.ask_screen), default=True),
+            item("Ask about region", call(a.ask_region)),
+            item("Ask about clipboard image", call(a.ask_clipboard)),
+            item("Clear conversation", call(a.clear_conversation)),
+            sep,
+            item(lambda _i: status_line(a.status()), None, enabled=False),
+            sep,
+            item("Pause hotkeys", call(a.toggle_pause), checked=lambda _i: a.paused),
+            item(autostart_text, call(a.toggle_autostart), checked=lambda _i: bool(a.autostart_state()[0]),
+                 enabled=lambda _i: a.autostart_state()[0] is not None),
+            item("Open config", call(a.open_config)),
+            item("Open log folder", call(a.open_log_folder)),
+            item("Reload model", call(a.reload_model)),
+            sep,
+            item("Quit", call(a.quit)),
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Create the icon and run its loop on a thread of its own (Tk keeps the main thread)."""
+        import pystray  # imported late: on Linux the import itself needs an X display
+
+        self.icon = pystray.Icon("qwen-tray", draw_icon(self.state), tooltip({"state": self.state}), self.menu())
+        self._hook_windows_menu()
+
+        def setup(icon: Any) -> None:
+            icon.visible = True
+            self._ready.set()
+
+        self._thread = threading.Thread(target=self.icon.run, kwargs={"setup": setup}, name="tray", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            log.warning("the tray icon did not appear within %.0f s (no system tray?)", timeout)
+
+    def set_state(self, state: str, status: dict[str, Any] | None = None) -> None:
+        """New icon and tooltip for a state (any thread)."""
+        self.state = state
+        if self.icon is None:
+            return
+        try:
+            self.icon.icon = draw_icon(state)
+            self.icon.title = tooltip({**(status or {}), "state": state})
+        except Exception:  # a tray host that went away must not take the daemon with it
+            log.warning("could not update the tray icon", exc_info=True)
+
+    def refresh_menu_from_tray_thread(self) -> None:
+        """Re-read the menu's labels; only ever called on the tray's own thread."""
+        if self.icon is not None and self.icon.HAS_MENU:
+            try:
+                self.icon.update_menu()
+            except Exception:
+                log.debug("menu update failed", exc_info=True)
+
+    def _hook_windows_menu(self) -> None:
+        """Windows: refresh the menu on right-click, on the tray thread, just before pystray shows it."""
+        handlers = getattr(self.icon, "_message_handlers", None)
+        try:
+            from pystray._util import win32  # type: ignore[import-not-found]
+        except Exception:
+            return  # not the win32 backend
+        notify = handlers.get(win32.WM_NOTIFY) if isinstance(handlers, dict) else None
+        if notify is None:
+            return
+
+        def on_notify(wparam: Any, lparam: Any) -> Any:
+            if lparam == win32.WM_RBUTTONUP:
+                self.refresh_menu_from_tray_thread()
+            return notify(wparam, lparam)
+
+        handlers[win32.WM_NOTIFY] = on_notify
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.icon is not None:
+            try:
+                self.icon.visible = False
+                self.icon.stop()
+            except Exception:
+                log.debug("tray stop failed", exc_info=True)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.icon = None
+
+    @property
+    def window_title(self) -> str:
+        """On X11 the tooltip is the docked window's name (how tests find the icon)."""
+        return str(self.icon.title) if self.icon is not None else ""
