@@ -156,3 +156,29 @@ def test_factory_picks_xlib_and_reports_missing_display(xvfb_display: XvfbDispla
     monkeypatch.delenv("DISPLAY")
     with pytest.raises(HotkeyUnavailable, match="display"):
         create_listener("xlib")
+
+
+def test_keyboard_mapping_change_regrabs(xvfb_display: XvfbDisplay, listener: XlibHotkeyListener) -> None:
+    """A layout switch moves 'q' to another keycode: the hotkey follows it (MappingNotify -> grab again)."""
+    fired: queue.Queue[str] = queue.Queue()
+    listener.register("ask_screen", "ctrl+alt+q", _recorder(fired, "ask_screen"))
+    other = xdisplay.Display(xvfb_display.display)
+    try:
+        old = other.keysym_to_keycode(XK.XK_q)
+        first, last = other.display.info.min_keycode, other.display.info.max_keycode
+        mapping = other.get_keyboard_mapping(first, last - first + 1)
+        free = next(first + i for i, syms in enumerate(mapping) if not any(syms) and first + i != old)
+        width = len(mapping[0])
+        before = listener.mapping_changes
+        other.change_keyboard_mapping(free, [(XK.XK_q, XK.XK_Q) + (0,) * (width - 2)])
+        other.change_keyboard_mapping(old, [(0,) * width])
+        other.sync()
+        deadline = time.monotonic() + WAIT
+        while listener.mapping_changes < before + 2:
+            assert time.monotonic() < deadline, "the listener never saw the mapping change"
+            time.sleep(0.01)
+        assert listener._grabs["ask_screen"][0] == free
+        xvfb_display.xdotool("key", "ctrl+alt+q")  # xdotool looks 'q' up in the new mapping: keycode `free`
+        assert fired.get(timeout=WAIT) == "ask_screen"
+    finally:
+        other.close()

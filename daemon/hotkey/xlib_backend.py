@@ -42,7 +42,9 @@ class XlibHotkeyListener:
         self._root = self._display.screen().root
         self._xlock = threading.RLock()  # every X request goes through this lock
         self._lock_variants = self._lock_masks()
-        self._grabs: dict[str, tuple[int, int]] = {}  # name -> (keycode, mask)
+        self._hotkeys: dict[str, Hotkey] = {}  # name -> what the user asked for
+        self._grabs: dict[str, tuple[int, int]] = {}  # name -> (keycode, mask) currently grabbed
+        self.mapping_changes = 0  # keyboard/modifier mapping changes handled (a regrab each)
         self._by_combo: dict[tuple[int, int], str] = {}
         self._dispatch = Dispatcher()
         self._last_release: dict[int, int] = {}  # keycode -> server time of its last KeyRelease
@@ -76,30 +78,15 @@ class XlibHotkeyListener:
     # -- HotkeyListener --------------------------------------------------------------------------------------
     def register(self, name: str, hotkey: Hotkey | str, callback: Callback) -> None:
         hk = as_hotkey(hotkey)
-        combo = to_x11(hk)
         with self._xlock:
             if self._closed:
                 raise HotkeyUnavailable("the hotkey listener is stopped")
-            keycode = self._display.keysym_to_keycode(combo.keysym)
-            if not keycode:
-                raise HotkeyError(f"hotkey {hk}: this keyboard has no {combo.keysym_name} key")
-            self._release(name)
-            other = self._by_combo.get((keycode, combo.mask))
-            if other is not None:
-                raise HotkeyTaken(name, hk, f"it is already bound here to {other!r}")
-            catcher = self._error.CatchError(self._error.BadAccess)
-            for variant in self._lock_variants:
-                self._root.grab_key(
-                    keycode, combo.mask | variant, True, self._X.GrabModeAsync, self._X.GrabModeAsync, onerror=catcher
-                )
-            self._display.sync()  # round trip: any BadAccess for the grabs above has arrived now
-            if catcher.get_error() is not None:
-                for variant in self._lock_variants:
-                    self._root.ungrab_key(keycode, combo.mask | variant)
-                self._display.sync()
-                raise HotkeyTaken(name, hk, "X11 refused the grab (BadAccess)")
-            self._grabs[name] = (keycode, combo.mask)
-            self._by_combo[(keycode, combo.mask)] = name
+            for other, other_hk in self._hotkeys.items():
+                if other != name and other_hk == hk:
+                    raise HotkeyTaken(name, hk, f"it is already bound here to {other!r}")
+            self._forget(name)  # re-registering a name replaces its old combination
+            self._grab(name, hk)
+            self._hotkeys[name] = hk
             self._dispatch.set(name, callback)
         self._wake()  # the sync may have queued events the listener thread has not seen
         log.info("hotkey %s registered for %s", hk, name)
@@ -107,18 +94,54 @@ class XlibHotkeyListener:
     def unregister(self, name: str) -> None:
         with self._xlock:
             if not self._closed:
-                self._release(name)
+                self._forget(name)
                 self._display.sync()
 
-    def _release(self, name: str) -> None:
-        grab = self._grabs.pop(name, None)
+    def _forget(self, name: str) -> None:
+        self._ungrab(name)
+        self._hotkeys.pop(name, None)
         self._dispatch.remove(name)
+
+    def _grab(self, name: str, hk: Hotkey) -> None:
+        """Grab every lock variant of ``hk``; all or nothing (HotkeyTaken on BadAccess). Caller holds _xlock."""
+        combo = to_x11(hk)
+        keycode = self._display.keysym_to_keycode(combo.keysym)
+        if not keycode:
+            raise HotkeyError(f"hotkey {hk}: this keyboard has no {combo.keysym_name} key")
+        catcher = self._error.CatchError(self._error.BadAccess)
+        for variant in self._lock_variants:
+            self._root.grab_key(
+                keycode, combo.mask | variant, True, self._X.GrabModeAsync, self._X.GrabModeAsync, onerror=catcher
+            )
+        self._display.sync()  # round trip: any BadAccess for the grabs above has arrived now
+        if catcher.get_error() is not None:
+            for variant in self._lock_variants:
+                self._root.ungrab_key(keycode, combo.mask | variant)
+            self._display.sync()
+            raise HotkeyTaken(name, hk, "X11 refused the grab (BadAccess)")
+        self._grabs[name] = (keycode, combo.mask)
+        self._by_combo[(keycode, combo.mask)] = name
+
+    def _ungrab(self, name: str) -> None:
+        grab = self._grabs.pop(name, None)
         if grab is None:
             return
         self._by_combo.pop(grab, None)
         keycode, mask = grab
         for variant in self._lock_variants:
             self._root.ungrab_key(keycode, mask | variant)
+
+    def _regrab(self) -> None:
+        """After a keyboard or modifier mapping change, grab again where the keys are now. Caller holds _xlock."""
+        for name in list(self._grabs):
+            self._ungrab(name)
+        self._lock_variants = self._lock_masks()
+        for name, hk in list(self._hotkeys.items()):
+            try:
+                self._grab(name, hk)
+            except (HotkeyTaken, HotkeyError) as exc:
+                log.error("after a keyboard mapping change: %s", exc)
+        self.mapping_changes += 1
 
     def start(self) -> None:
         if self._thread is not None:
@@ -138,7 +161,7 @@ class XlibHotkeyListener:
                 self._closed = True
                 try:
                     for name in list(self._grabs):
-                        self._release(name)
+                        self._ungrab(name)
                     self._display.close()
                 except Exception as exc:  # the server may already be gone; nothing left to release then
                     log.debug("closing the X connection: %s", exc)
@@ -181,7 +204,11 @@ class XlibHotkeyListener:
                 return fired
             while self._display.pending_events():
                 event = self._display.next_event()
-                if event.type == X.KeyRelease:
+                if event.type == X.MappingNotify:
+                    if event.request in (X.MappingKeyboard, X.MappingModifier):
+                        self._display.refresh_keyboard_mapping(event)
+                        self._regrab()  # the keys may sit on other keycodes now (layout switch, xmodmap)
+                elif event.type == X.KeyRelease:
                     self._last_release[event.detail] = event.time
                 elif event.type == X.KeyPress:
                     if self._last_release.get(event.detail) == event.time:
