@@ -105,7 +105,7 @@ class DesktopApp:
                 continue
             try:
                 listener.register(name, combo, lambda a=action: self.inbox.post(a))
-            except (HotkeyTaken, HotkeyError) as exc:
+            except (HotkeyTaken, HotkeyError, HotkeyUnavailable) as exc:
                 self.hotkey_problems.append(str(exc))
                 log.warning("%s", exc)
         listener.start()

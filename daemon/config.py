@@ -185,11 +185,14 @@ def _check_hotkeys(cfg: Config, source: str) -> None:
         raise ConfigError(f"hotkey.backend in {source} must be one of {', '.join(BACKENDS)}")
     parsed = {}
     for key in ("ask_screen", "ask_region"):
+        text = getattr(cfg.hotkey, key)
+        if not text.strip():
+            continue  # "" turns that hotkey off
         try:
-            parsed[key] = parse_hotkey(getattr(cfg.hotkey, key))
+            parsed[key] = parse_hotkey(text)
         except HotkeyError as exc:
             raise ConfigError(f"hotkey.{key} in {source}: {exc}") from None
-    if parsed["ask_screen"] == parsed["ask_region"]:
+    if len(parsed) == 2 and parsed["ask_screen"] == parsed["ask_region"]:
         raise ConfigError(f"hotkey.ask_screen and hotkey.ask_region in {source} are the same combination")
 
 

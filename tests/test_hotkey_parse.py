@@ -137,5 +137,7 @@ def test_config_rejects_bad_hotkeys_clearly() -> None:
         parse_config({"hotkey": {"ask_region": "ctrl+hyper+r"}}, "my.toml")
     with pytest.raises(ConfigError, match="same combination"):
         parse_config({"hotkey": {"ask_screen": "alt+ctrl+r", "ask_region": "ctrl+alt+r"}})
+    off = parse_config({"hotkey": {"ask_region": ""}})  # an empty string turns that hotkey off
+    assert off.hotkey.ask_region == ""
     with pytest.raises(ConfigError, match="hotkey.backend .* must be one of auto, registerhotkey, keyboard, xlib"):
         parse_config({"hotkey": {"backend": "evdev"}})
