@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import qwen_tray_cmd, subprocess_env
 
-from daemon.autostart import AutostartError, linux
+from daemon.autostart import AutostartError, linux, windows
 from daemon.autostart.linux import LinuxAutostart, Systemctl
 from daemon.autostart.windows import APPROVED_KEY, RUN_KEY, VALUE_NAME, WindowsAutostart, WinRegistry
 
@@ -390,3 +390,91 @@ def test_cli_reports_an_unwritable_config_dir_in_one_sentence(isolated_user_dirs
     assert res.returncode == 2
     assert res.stderr.startswith("qwen-tray: error: could not write the autostart files")
     assert "Traceback" not in res.stderr
+
+
+# ---------------------------------------------------------------- the Windows installer files agree with the Python
+
+
+REPO = Path(__file__).resolve().parent.parent
+WIN = REPO / "installer" / "windows"
+
+
+def _iss() -> dict[str, str]:
+    """[Setup] directives of the Inno script."""
+    out, section = {}, ""
+    for line in (WIN / "qwen-tray.iss").read_text().splitlines():
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            section = s[1:-1]
+        elif section == "Setup" and "=" in s and not s.startswith(";"):
+            k, v = s.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def test_iss_is_per_user_and_waits_for_the_daemons_mutex() -> None:
+    from daemon.instance import MUTEX_NAME
+
+    setup = _iss()
+    # Inno splits AppMutex on unescaped commas and passes each name to OpenMutex unchanged.
+    assert setup["AppMutex"].split(",") == [MUTEX_NAME]
+    assert MUTEX_NAME.startswith("Local\\")  # the session namespace Setup (not elevated) looks in
+    assert setup["PrivilegesRequired"] == "lowest"
+    assert setup["DefaultDirName"] == r"{localappdata}\Programs\qwen-tray"
+
+
+def test_iss_autostart_is_an_unchecked_task_and_uses_the_same_registry_value() -> None:
+    text = (WIN / "qwen-tray.iss").read_text()
+    task = next(line for line in text.splitlines() if line.startswith('Name: "autostart"'))
+    assert "Flags: unchecked" in task
+    assert f"RunKey = '{RUN_KEY}';" in text and f"ApprovedKey = '{APPROVED_KEY}';" in text
+    assert f"RunValue = '{VALUE_NAME}';" in text
+    assert "WizardIsTaskSelected('autostart')" in text and "' -Autostart'" in text
+    ps = (WIN / "uninstall.ps1").read_text()
+    assert f'HKCU:\\{RUN_KEY}" -Name "{VALUE_NAME}"' in ps
+
+
+def test_shortcut_and_run_key_start_the_same_program(win_python: Path) -> None:
+    """The Start-menu shortcut ({app}\\venv\\Scripts\\pythonw.exe -m daemon run) = what `autostart on` registers."""
+    text = (WIN / "qwen-tray.iss").read_text()
+    icon = next(line for line in text.splitlines() if line.startswith('Name: "{autoprograms}\\qwen-tray"'))
+    assert 'Filename: "{app}\\venv\\Scripts\\pythonw.exe"' in icon and 'Parameters: "-m daemon run"' in icon
+    args = windows.launch_args(executable=str(win_python))
+    assert Path(args[0]).name == "pythonw.exe" and Path(args[0]).parent.parent.name == "venv"
+    assert " ".join(args[1:]) == "-m daemon run"
+
+
+def test_every_qwen_tray_command_in_the_installers_exists() -> None:
+    """The scripts only string `qwen-tray` commands together: each one they call must parse."""
+    import re
+
+    from daemon.cli import build_parser
+
+    parser = build_parser()
+    found = set()
+    for f in (WIN / "qwen-tray.iss", WIN / "install.ps1", WIN / "uninstall.ps1",
+              REPO / "installer/linux/install.sh", REPO / "installer/linux/uninstall.sh"):
+        text = f.read_text()
+        for m in re.finditer(r'-m daemon ([a-z][a-z -]*[a-z])', text):
+            found.add(m.group(1))
+        for m in re.finditer(r'"\$QT" ([a-z][a-z -]*[a-z])', text):
+            found.add(m.group(1))
+    assert {"run", "autostart on", "autostart off", "model pull", "stop"} <= found, found
+    for cmd in found:
+        parser.parse_args(cmd.split())  # SystemExit (a test error) if a command or option is unknown
+
+
+def test_installed_layout_finds_the_demo_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Installed copies have no tests/ folder: the installers put demo-model beside the venv."""
+    import sys
+
+    from daemon import paths
+
+    inst = tmp_path / "qwen-tray"
+    (inst / "demo-model").mkdir(parents=True)
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "venv-site" / "daemon" / "paths.py"))
+    monkeypatch.setattr(sys, "prefix", str(inst / "venv"))
+    monkeypatch.delenv("QWEN_TRAY_DEMO_MODEL", raising=False)
+    assert paths.bundled_model_dir() == inst / "demo-model"
+    monkeypatch.setenv("QWEN_TRAY_DEMO_MODEL", str(tmp_path / "elsewhere"))
+    assert paths.bundled_model_dir() == tmp_path / "elsewhere"
