@@ -55,7 +55,8 @@ class RegionSelector:
         self.win.title(TITLE)
         self.win.overrideredirect(True)
         self.win.wm_attributes("-topmost", True)
-        self.win.geometry(f"{width}x{height}{left:+d}{top:+d}")
+        # "+-200" is left of the origin; "-200" would mean 200 px from the right edge
+        self.win.geometry(f"{width}x{height}+{left}+{top}")
         self._bright = ImageTk.PhotoImage(shot, master=self.win)
         self._dim = ImageTk.PhotoImage(ImageEnhance.Brightness(shot).enhance(DIM), master=self.win)
         self._sel_photo = tk.PhotoImage(master=self.win, width=1, height=1)
@@ -135,14 +136,14 @@ class RegionSelector:
         self._sel_photo.tk.call(self._sel_photo, "copy", self._bright, "-from", sx, sy, sx + w, sy + h, "-to", 0, 0)
         c.coords(self._sel_item, sx, sy)
         c.coords(self._outline, sx, sy, sx + w - 1, sy + h - 1)
+        for item in (self._sel_item, self._outline, self._label_bg, self._label):
+            c.itemconfigure(item, state="normal")  # visible first: a hidden item has no bbox
+            c.tag_raise(item)
         c.itemconfigure(self._label, text=f"{w} \u00d7 {h}")
-        lx, ly = sx, sy - 22 if sy >= 22 else sy + h + 4
-        c.coords(self._label, lx + 6, ly + 3)
+        ly = sy - 22 if sy >= 22 else sy + h + 4  # above the selection, or below it at the top edge
+        c.coords(self._label, sx + 6, ly + 3)
         x0, y0, x1, y1 = c.bbox(self._label)
         c.coords(self._label_bg, x0 - 6, y0 - 3, x1 + 6, y1 + 3)
-        for item in (self._sel_item, self._outline, self._label_bg, self._label):
-            c.itemconfigure(item, state="normal")
-            c.tag_raise(item)
 
     def _hide_selection(self) -> None:
         self.selection = None
