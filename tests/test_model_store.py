@@ -105,3 +105,31 @@ def test_export_rejects_bad_source_and_knobs(tmp_path: Path) -> None:
     out = run_cli("model", "export", str(TINY_HF), str(tmp_path / "o"), "--weight-format", "int3")
     assert out.returncode == 2 and "invalid choice" in out.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.export
+def test_pull_downloads_exports_and_stores(tiny_model: Path) -> None:
+    from hub_server import fake_hub
+
+    with fake_hub("acme/tiny-qwen3-vl", TINY_HF) as endpoint:
+        out = run_cli("model", "pull", "acme/tiny-qwen3-vl", timeout=300,
+                      env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    stored = default_paths().models_dir / "tiny-qwen3-vl-int4"
+    assert f"done: {stored}" in out.stdout
+    meta = json.loads((stored / "qwen-tray.json").read_text())
+    assert meta == {"source": "hf:acme/tiny-qwen3-vl", "weight_format": "int4", "sym": True, "group_size": 128,
+                    "ratio": 1.0}
+    # The NPU-ready settings reproduce the committed IR exactly; the metadata names the hub id, not a temp path.
+    skip = {"qwen-tray.json", "openvino_config.json"}
+    assert {k: v for k, v in digest(stored).items() if k not in skip} == {
+        k: v for k, v in digest(tiny_model).items() if k not in skip}
+    ov_cfg = json.loads((stored / "openvino_config.json").read_text())["quantization_config"]
+    assert ov_cfg["processor"] == "acme/tiny-qwen3-vl"
+    lm = ov_cfg["quantization_configs"]["lm_model"]
+    assert (lm["bits"], lm["sym"], lm["group_size"], lm["ratio"]) == (4, True, 128, 1.0)
+    assert [p.name for p in default_paths().models_dir.iterdir()] == ["tiny-qwen3-vl-int4"], "no leftovers"
+    listed = json.loads(run_cli("model", "list", "--json").stdout)
+    assert listed[0]["source"] == "hf:acme/tiny-qwen3-vl" and listed[0]["complete"] is True
+    again = run_cli("model", "pull", "acme/tiny-qwen3-vl")
+    assert again.returncode == 0 and "already in the store" in again.stdout

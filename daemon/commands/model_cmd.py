@@ -114,7 +114,7 @@ def run_pull(args: argparse.Namespace) -> int:
         print(f"downloading {args.model_id} from {'Hugging Face' if args.source == 'hf' else 'ModelScope'}", flush=True)
         (_download_hf if args.source == "hf" else _download_modelscope)(args.model_id, dl)
         print(f"exporting to OpenVINO IR ({opts.weight_format}, sym={opts.sym}, group {opts.group_size})", flush=True)
-        export_model(dl, out, opts)
+        export_model(dl, out, opts, source_label=args.model_id)
     meta = {"source": f"{args.source}:{args.model_id}", "weight_format": opts.weight_format, "sym": opts.sym,
             "group_size": opts.group_size, "ratio": opts.ratio}
     (out / "qwen-tray.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -68,21 +68,22 @@ def _require_export_extra() -> None:
         ) from exc
 
 
-def _strip_local_paths(ir_dir: Path, src: Path) -> None:
-    """optimum records the source folder's absolute path; keep only its name (privacy, reproducibility)."""
+def _strip_local_paths(ir_dir: Path, src: Path, label: str) -> None:
+    """optimum records the source folder's absolute path; keep only a label (privacy, reproducibility)."""
     cfg = ir_dir / "openvino_config.json"
     if cfg.is_file():
         text = cfg.read_text(encoding="utf-8")
         for form in {str(src), str(src.resolve())}:
-            text = text.replace(json.dumps(form)[1:-1], src.name)
+            text = text.replace(json.dumps(form)[1:-1], label)
         cfg.write_text(text, encoding="utf-8")
 
 
-def export_model(src: Path, out: Path, options: ExportOptions = ExportOptions()) -> Path:
+def export_model(src: Path, out: Path, options: ExportOptions = ExportOptions(), source_label: str = "") -> Path:
     """Convert the Hugging Face folder `src` into OpenVINO IR at `out` (tokenizers included).
 
     The IR is written to a temporary folder first and moved into place at the end,
     so a failed export never leaves a half-written model where a loader would find it.
+    `source_label` replaces the source path in the IR's metadata (default: the folder's name).
     """
     options.validate()
     src, out = Path(src), Path(out)
@@ -116,7 +117,7 @@ def export_model(src: Path, out: Path, options: ExportOptions = ExportOptions())
                 output=stage,
                 cache_dir=str(Path(tmp) / "hf-cache"),
             )
-        _strip_local_paths(stage, src)
+        _strip_local_paths(stage, src, source_label or src.name)
         if out.exists():
             shutil.rmtree(out)
         shutil.move(str(stage), str(out))
