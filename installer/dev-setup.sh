@@ -32,8 +32,9 @@ fi
 
 if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   # Xvfb + xdotool drive the desktop tests; trayer hosts the tray icon; xclip reads the
-  # clipboard; x11-utils has xwininfo/xprop; desktop-file-utils validates .desktop files.
-  pkgs=(xvfb xauth xdotool trayer x11-utils x11-xserver-utils xclip desktop-file-utils)
+  # clipboard; x11-utils has xwininfo/xprop; desktop-file-utils validates .desktop files;
+  # shellcheck lints the installer scripts; systemd's systemd-analyze verifies the user unit.
+  pkgs=(xvfb xauth xdotool trayer x11-utils x11-xserver-utils xclip desktop-file-utils shellcheck systemd)
   "$PY" -c 'import tkinter' 2>/dev/null || pkgs+=(python3-tk)
   "$PY" -c 'import ensurepip' 2>/dev/null || pkgs+=(python3-venv)
   missing=()

@@ -168,3 +168,9 @@ def test_install_refuses_deps_from_a_python_without_them(tmp_path: Path) -> None
     assert res.returncode == 1
     assert "cannot import openvino" in res.stderr
     assert not (home / ".local").exists()  # nothing half-installed
+
+
+def test_installer_scripts_pass_shellcheck() -> None:
+    res = subprocess.run(["shellcheck", "--severity=warning", str(INSTALL), str(UNINSTALL)], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stdout

@@ -116,7 +116,8 @@ for item in daemon ipc pyproject.toml README.md LICENSE; do
   [ -e "$SRC/$item" ] && cp -R "$SRC/$item" "$PREFIX/app/"
 done
 find "$PREFIX/app" -name __pycache__ -type d -prune -exec rm -rf {} +
-cp -R "$SRC/tests/fixtures/tiny-qwen3-vl-ov" "$PREFIX/demo-model"  # found by daemon.paths.bundled_model_dir()
+demo="$SRC/tests/fixtures/tiny-qwen3-vl-ov"
+[ -d "$demo" ] && cp -R "$demo" "$PREFIX/demo-model"  # found by daemon.paths.bundled_model_dir()
 cp "$SRC/installer/linux/uninstall.sh" "$PREFIX/uninstall.sh"
 chmod +x "$PREFIX/uninstall.sh"
 
