@@ -161,6 +161,33 @@ def test_uninstall_keeps_data_unless_purged_and_leaves_nothing_behind(installed:
     assert not any("qwen" in p for p in _files(home) | _dirs(home))
 
 
+def test_interactive_install_asks_about_login_then_reinstall_upgrades_in_place(tmp_path: Path) -> None:
+    home = tmp_path / "term-home"
+    home.mkdir()
+    master, slave = pty.openpty()
+    os.write(master, b"y\n")  # "Start qwen-tray when you log in? [y/N]"
+    try:
+        res = _run(["bash", str(INSTALL), "--deps-from", sys.executable, "--no-start"], home, stdin=slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Start qwen-tray when you log in?" in res.stderr
+    desktop = home / ".config/autostart/qwen-tray.desktop"
+    assert desktop.is_file()
+    manifest = (home / ".local/share/qwen-tray/install-manifest.txt").read_text()
+    # Running it again (no terminal now) reuses the venv, asks nothing, and forgets none of the created folders.
+    res = _run(["bash", str(INSTALL), "--deps-from", sys.executable], home)
+    assert res.returncode == 0, res.stderr
+    assert "creating a Python environment" not in res.stdout and "log in?" not in res.stderr
+    after = (home / ".local/share/qwen-tray/install-manifest.txt").read_text()
+    assert set(manifest.splitlines()) <= set(after.splitlines())
+    assert desktop.is_file()  # a re-install leaves the user's start-at-login choice alone
+    res = _run(["bash", str(home / ".local/share/qwen-tray/uninstall.sh"), "--purge"], home)
+    assert res.returncode == 0, res.stderr
+    assert not any("qwen" in p for p in _files(home) | _dirs(home))
+
+
 def test_install_refuses_deps_from_a_python_without_them(tmp_path: Path) -> None:
     home = tmp_path / "fresh-home"
     home.mkdir()
