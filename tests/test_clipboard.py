@@ -15,10 +15,12 @@ from daemon import clipboard
 
 def _offer(display: XvfbDisplay, data: bytes, target: str) -> None:
     """Put ``data`` on the CLIPBOARD as ``target``; xclip forks and keeps serving it until the server stops."""
+    assert display.selection_owner("CLIPBOARD") is None  # each test starts with an empty clipboard
     subprocess.run(
         ["xclip", "-selection", "clipboard", "-t", target, "-i"],
         input=data, env=display.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=30,
     )  # fmt: skip
+    display.wait_for_selection_owner("CLIPBOARD")  # xclip's child takes the selection after the parent exits
 
 
 def _picture(mode: str = "RGB") -> Image.Image:

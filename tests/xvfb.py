@@ -127,6 +127,22 @@ class XvfbDisplay:
         finally:
             d.close()
 
+    def selection_owner(self, selection: str = "CLIPBOARD") -> int | None:
+        """The window id owning an X selection (CLIPBOARD, PRIMARY, _NET_SYSTEM_TRAY_S0...), or None."""
+        d = self.xconn()
+        owner = d.get_selection_owner(d.intern_atom(selection))
+        wid = int(owner.id) if owner else 0
+        return wid or None
+
+    def wait_for_selection_owner(self, selection: str = "CLIPBOARD", timeout: float = 15.0) -> int:
+        """Wait until someone owns ``selection`` (``xclip -i`` forks first and takes ownership a moment later)."""
+        deadline = time.monotonic() + timeout
+        while (owner := self.selection_owner(selection)) is None:
+            if time.monotonic() > deadline:
+                raise XvfbError(f"nobody took the {selection} selection within {timeout:.0f} s")
+            time.sleep(0.02)  # test-side wait for another process
+        return owner
+
     def stop(self) -> None:
         """Terminate the tray host and the server; safe to call twice."""
         if self._xconn is not None:
