@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -183,6 +184,8 @@ def test_interactive_install_asks_about_login_then_reinstall_upgrades_in_place(t
     after = (home / ".local/share/qwen-tray/install-manifest.txt").read_text()
     assert set(manifest.splitlines()) <= set(after.splitlines())
     assert desktop.is_file()  # a re-install leaves the user's start-at-login choice alone
+    # A broken install (venv gone): uninstall falls back to the XDG defaults and still removes everything.
+    shutil.rmtree(home / ".local/share/qwen-tray/venv")
     res = _run(["bash", str(home / ".local/share/qwen-tray/uninstall.sh"), "--purge"], home)
     assert res.returncode == 0, res.stderr
     assert not any("qwen" in p for p in _files(home) | _dirs(home))

@@ -76,6 +76,7 @@ if [ -L "$config_home/systemd/user/default.target.wants/qwen-tray.service" ] && 
 fi
 rm -f -- "$config_home/autostart/qwen-tray.desktop" "$config_home/systemd/user/qwen-tray.service" \
   "$config_home/systemd/user/default.target.wants/qwen-tray.service"
+for d in autostart systemd/user/default.target.wants systemd/user systemd; do rmdir_empty "$config_home/$d"; done
 
 # ---- the program
 say "removing the program from $PREFIX"
