@@ -27,7 +27,9 @@ param(
     [string]$InstallDir = (Join-Path $env:LOCALAPPDATA "qwen-tray"),
     [string]$Source = ""     # a qwen-tray source folder or wheel; default: the source tree holding this script
 )
-$ErrorActionPreference = "Stop"
+# Not "Stop": Windows PowerShell 5.1 turns a native program's redirected stderr (pip warnings, `2>$null`)
+# into terminating errors under "Stop". Exit codes are checked after every native command instead.
+$ErrorActionPreference = "Continue"
 Set-StrictMode -Version 3
 
 function Say([string]$Text) { Write-Host "==> $Text" }
@@ -87,12 +89,12 @@ $demo = Join-Path $Source "tests\fixtures\tiny-qwen3-vl-ov"
 if (Test-Path $demo) {
     # daemon.paths.bundled_model_dir() looks for demo-model beside the venv.
     $target = Join-Path $InstallDir "demo-model"
-    if (Test-Path $target) { Remove-Item -Recurse -Force $target }
-    Copy-Item -Recurse $demo $target
+    if (Test-Path $target) { Remove-Item -Recurse -Force $target -ErrorAction Stop }
+    Copy-Item -Recurse $demo $target -ErrorAction Stop
 }
 $uninstaller = Join-Path $InstallDir "uninstall.ps1"
 if ((Join-Path $PSScriptRoot "uninstall.ps1") -ne $uninstaller) {
-    Copy-Item (Join-Path $PSScriptRoot "uninstall.ps1") $uninstaller -Force
+    Copy-Item (Join-Path $PSScriptRoot "uninstall.ps1") $uninstaller -Force -ErrorAction Stop
 }
 
 $version = & $vpy -m daemon --version

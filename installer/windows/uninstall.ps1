@@ -13,7 +13,9 @@ param(
     [switch]$KeepData,
     [string]$InstallDir = (Join-Path $env:LOCALAPPDATA "qwen-tray")
 )
-$ErrorActionPreference = "Stop"
+# Not "Stop": Windows PowerShell 5.1 turns a native program's redirected stderr (pip warnings, `2>$null`)
+# into terminating errors under "Stop". Exit codes are checked after every native command instead.
+$ErrorActionPreference = "Continue"
 Set-StrictMode -Version 3
 
 function Say([string]$Text) { Write-Host "==> $Text" }
