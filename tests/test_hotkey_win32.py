@@ -194,3 +194,19 @@ def test_stop_before_start_is_harmless() -> None:
     api = FakeUser32()
     Win32HotkeyListener(api).stop()
     assert api.calls == []
+
+
+def test_stop_from_a_callback(api: FakeUser32) -> None:
+    lst = Win32HotkeyListener(api)
+    done: queue.Queue[str] = queue.Queue()
+
+    def quit_now() -> None:
+        lst.stop()
+        done.put("stopped")
+
+    lst.register("quit", "ctrl+alt+x", quit_now)
+    api.press("ctrl+alt+x")
+    assert done.get(timeout=WAIT) == "stopped"
+    assert lst._thread is not None
+    lst._thread.join(WAIT)
+    assert not lst._thread.is_alive() and api.owned == {}

@@ -182,3 +182,20 @@ def test_keyboard_mapping_change_regrabs(xvfb_display: XvfbDisplay, listener: Xl
         assert fired.get(timeout=WAIT) == "ask_screen"
     finally:
         other.close()
+
+
+def test_stop_from_a_callback(xvfb_display: XvfbDisplay) -> None:
+    lst = XlibHotkeyListener()
+    lst.start()
+    done: queue.Queue[str] = queue.Queue()
+
+    def quit_now() -> None:
+        lst.stop()
+        done.put("stopped")
+
+    lst.register("quit", "ctrl+alt+x", quit_now)
+    xvfb_display.xdotool("key", "ctrl+alt+x")
+    assert done.get(timeout=WAIT) == "stopped"
+    assert lst._thread is not None
+    lst._thread.join(WAIT)
+    assert not lst._thread.is_alive()

@@ -169,6 +169,8 @@ class Win32HotkeyListener:
             return
         if thread.is_alive() and not self._api.post_thread_message(self._thread_id, WM_QUIT):
             log.warning("could not post WM_QUIT to the hotkey thread")
+        if thread is threading.current_thread():  # stop() from a hotkey callback: the loop ends after it
+            return
         thread.join(timeout)
         if thread.is_alive():
             log.warning("the hotkey message loop did not stop within %.1f s", timeout)

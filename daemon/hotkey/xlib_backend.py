@@ -152,7 +152,7 @@ class XlibHotkeyListener:
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping = True
         self._wake()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():  # stop from a callback
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning("the X11 hotkey thread did not stop within %.1f s", timeout)
@@ -188,6 +188,8 @@ class XlibHotkeyListener:
             while not self._stopping:
                 for name in self._drain():
                     self._dispatch.fire(name)
+                if self._stopping:  # a callback may have called stop(); its fds are closed now
+                    break
                 readable, _, _ = select.select([fd, self._wake_r], [], [])
                 if self._wake_r in readable:
                     os.read(self._wake_r, 64)
