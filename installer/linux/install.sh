@@ -18,7 +18,7 @@
 #                        e.g. a developer's .venv: the new venv reads that environment's site-packages
 #                        through a .pth file and only qwen-tray itself is installed. Fast and offline;
 #                        that environment must stay where it is.
-#   --system-deps        install missing Debian packages (python3-venv, python3-tk) with apt-get (sudo if
+#   --system-deps        install missing Debian packages (python3-venv, python3-tk, xclip) with apt-get (sudo if
 #                        not root); without it the installer only names them
 #
 # With no terminal (stdin not a tty) it never asks: it uses the options given and the defaults.
@@ -84,6 +84,7 @@ fi
 missing=()
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 "$PY" -c 'import tkinter' 2>/dev/null || missing+=(python3-tk)
+command -v xclip >/dev/null 2>&1 || missing+=(xclip)  # optional: asking about an image on the clipboard
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$SYSDEPS" = 1 ] && command -v apt-get >/dev/null 2>&1; then
     sudo=""
@@ -94,7 +95,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   elif [[ " ${missing[*]} " == *" python3-venv "* ]]; then
     die "$PY has no venv module: sudo apt-get install ${missing[*]} (or run again with --system-deps)"
   else
-    warn "$PY has no tkinter: the popup needs it (sudo apt-get install python3-tk, or --system-deps); --headless works without"
+    [[ " ${missing[*]} " == *" python3-tk "* ]] &&
+      warn "$PY has no tkinter: the popup needs it (sudo apt-get install python3-tk, or --system-deps); --headless works without"
+    [[ " ${missing[*]} " == *" xclip "* ]] &&
+      warn "xclip is missing: asking about a clipboard image needs it (sudo apt-get install xclip, or --system-deps)"
   fi
 fi
 
