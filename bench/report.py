@@ -125,7 +125,8 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         add(f"One fresh {core['image_size'][0]}x{core['image_size'][1]} image per first question (random noise, "
             f"a new seed each time, so VLMPipeline's prompt-prefix cache cannot help) and the question "
             f"\"{core['question']}\"; {core['tokens_forced']} new tokens, greedy. Paths interleaved "
-            f"A B C A B C after one warm-up request each, {core['rounds']} rounds; median (min-max).")
+            f"A B C A B C after one short warm-up request each ({core['warmup_size'][0]}x{core['warmup_size'][1]} "
+            f"image, 8 tokens), {core['rounds']} rounds; median (min-max).")
         add("")
         add(f"Conditions: {_load_line(secs['core'])}.")
         add("")
@@ -164,8 +165,10 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         add("")
         add("### Follow-up question")
         add("")
-        add(f"After each first question, \"{core['follow_up']}\" in the same conversation "
-            f"({core['follow_tokens']} tokens): same image, so VLMPipeline reuses the cached prompt prefix.")
+        add(f"After the first question of the first {core['follow_rounds']} round(s), \"{core['follow_up']}\" in "
+            f"the same conversation ({core['follow_tokens']} tokens), the image sent again as a client must "
+            "(the conversation's history holds it); VLMPipeline can reuse a cached prompt prefix, "
+            "optimum-intel recomputes everything.")
         add("")
         add("| | " + " | ".join(SHORT[p] for p in PATHS) + " |")
         add("|---|---:|---:|---:|")
@@ -235,9 +238,15 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         add("N clients (one `ipc.client.Client` each) ask at the same moment, each with its own fresh image; "
             "aggregate = all generated tokens / wall time from the first request to the last answer.")
         add("")
+        add(f"Workload per request: a fresh {conc['image_size'][0]}x{conc['image_size'][1]} image and "
+            f"{conc['max_new_tokens']} new tokens (smaller than the seed's, so the 1/2/4-client runs fit the time "
+            "a full run has; throughput after the first token does not depend on it).")
+        add("")
         add("| clients | aggregate tokens/s | wall s | TTFT per client, s | end to end per client, s |")
         add("|---:|---:|---:|---:|---:|")
         for n, c in conc.items():
+            if not n.isdigit():
+                continue
             add(f"| {n} | {c['aggregate_tps']:.2f} | {c['wall_s']:.1f} | {_stat(c['ttft_s'])} | {_stat(c['e2e_s'])} |")
         add("")
         add("The daemon has one engine and one worker: requests queue and run one after another, so aggregate "

@@ -158,22 +158,27 @@ def run_core(p3: Paths3, cfg: argparse.Namespace) -> dict[str, Any]:
     seed = iter(range(1000, 100000))
     ask = {"question": QUESTION, "size": list(size), "max_new_tokens": tokens, "min_new_tokens": tokens}
     follow = {"question": FOLLOW_UP, "max_new_tokens": cfg.follow_tokens, "min_new_tokens": cfg.follow_tokens}
+    # Warm-up: one short request per path (small image, few tokens) so first-use costs (allocations,
+    # lazy compilation, page faults on the weights) are paid outside the rounds without a full request's time.
+    warm = {**ask, "size": list(cfg.warmup_size), "max_new_tokens": 8, "min_new_tokens": 8}
     warmup: dict[str, Any] = {}
     for path in PATHS:
-        warmup[path] = p3.request(path, "ask", seed=next(seed), **ask)
+        warmup[path] = p3.request(path, "ask", seed=next(seed), **warm)
         log(f"warm-up {path}: ttft {warmup[path]['ttft_s']:.2f} s, {warmup[path]['tokens']} tokens")
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
     follows: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
     for r in range(cfg.rounds):
         for path in PATHS:  # interleaved: A B C, A B C, ...
             first = p3.request(path, "ask", seed=next(seed), **ask)
-            again = p3.request(path, "follow", **follow)
-            first["round"] = again["round"] = r
+            first["round"] = r
             runs[path].append(first)
-            follows[path].append(again)
             log(f"round {r} {path}: ttft {first['ttft_s']:.2f} s, {first['decode_tps'] or 0:.2f} tok/s, "
-                f"{first['tokens']} tokens, cpu/token {first['cpu_s_per_token']}; "
-                f"follow-up ttft {again['ttft_s']:.2f} s")
+                f"{first['tokens']} tokens, cpu/token {first['cpu_s_per_token']}")
+            if r < cfg.follow_rounds:
+                again = p3.request(path, "follow", **follow)
+                again["round"] = r
+                follows[path].append(again)
+                log(f"round {r} {path}: follow-up ttft {again['ttft_s']:.2f} s")
     per_path: dict[str, Any] = {}
     rss = p3.peak_rss()
     for path in PATHS:
@@ -207,6 +212,7 @@ def run_core(p3: Paths3, cfg: argparse.Namespace) -> dict[str, Any]:
     if e2e["daemon"] and e2e["optimum"]:
         ratios["a_over_c_e2e"] = round(e2e["daemon"] / e2e["optimum"], 3)
     return {"paths": per_path, "ratios": ratios, "tokens_forced": tokens, "follow_tokens": cfg.follow_tokens,
+            "follow_rounds": min(cfg.follow_rounds, cfg.rounds), "warmup_size": list(cfg.warmup_size),
             "image_size": list(size), "rounds": cfg.rounds, "question": QUESTION, "follow_up": FOLLOW_UP}
 
 
@@ -228,7 +234,7 @@ def run_concurrency(daemon: Daemon, counts: list[int], tokens: int, size: tuple[
     """N clients (threads, one ipc Client each) ask at once, each with a fresh image; aggregate tokens/s."""
     from ipc.client import Client
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"image_size": list(size), "max_new_tokens": tokens}
     seed = seed0
     for n in counts:
         blobs = []
@@ -394,9 +400,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, help="interleaved rounds after the warm-up (default 3; smoke 1)")
     ap.add_argument("--tokens", type=int, help="forced output tokens (default 128; smoke 8)")
     ap.add_argument("--follow-tokens", type=int, default=8, help="tokens for the follow-up question (its TTFT counts)")
+    ap.add_argument("--follow-rounds", type=int, default=1, help="rounds that also ask a follow-up (default 1)")
     ap.add_argument("--idle-seconds", type=float, help="idle window (default 60; smoke 3)")
     ap.add_argument("--concurrency", default=None, help="client counts, e.g. 1,2,4 (smoke 1,2)")
-    ap.add_argument("--concurrency-tokens", type=int, help="tokens per concurrent request (default: --tokens)")
+    ap.add_argument("--concurrency-tokens", type=int, help="tokens per concurrent request (default 32; smoke 8)")
+    ap.add_argument("--concurrency-size", default=None, help="image WxH per concurrent request (default 256x256)")
     ap.add_argument("--repeats", type=int, help="repeats for IPC and desktop figures (default 10; smoke 3)")
     ap.add_argument("--bandwidth-mb", type=int, help="bandwidth buffer MiB (default 2048; smoke 64)")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
@@ -410,7 +418,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.follow_tokens = min(a.follow_tokens, a.tokens)
     a.idle_seconds = a.idle_seconds if a.idle_seconds is not None else (2.0 if smoke else 60.0)
     a.concurrency = [int(x) for x in (a.concurrency or ("1,2" if smoke else "1,2,4")).split(",")]
-    a.concurrency_tokens = a.concurrency_tokens or a.tokens
+    a.concurrency_tokens = a.concurrency_tokens or (8 if smoke else 32)
+    a.concurrency_size = tuple(int(v) for v in (a.concurrency_size or "256x256").lower().split("x"))
+    a.warmup_size = (64, 64)
     a.repeats = a.repeats or (3 if smoke else 10)
     a.bandwidth_mb = a.bandwidth_mb or (64 if smoke else 2048)
     a.size = (256, 256) if smoke else DEFAULT_SIZE
@@ -452,8 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"name": model_name, "dir": str(model),
                   "ir_bytes": sum(p.stat().st_size for p in model.glob("*.bin"))},
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()
-                     if k in ("rounds", "tokens", "follow_tokens", "idle_seconds", "concurrency",
-                              "concurrency_tokens", "repeats", "bandwidth_mb", "size", "sections")},
+                     if k in ("rounds", "tokens", "follow_tokens", "follow_rounds", "idle_seconds", "concurrency",
+                              "concurrency_tokens", "concurrency_size", "warmup_size", "repeats", "bandwidth_mb",
+                              "size", "sections")},
         "sections": {},
     }
     logf = (work / "bench.log").open("a", encoding="utf-8")
@@ -484,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             assert p3.daemon is not None
             section("idle", lambda: run_idle(p3.daemon, cfg.idle_seconds))
             section("concurrency", lambda: run_concurrency(p3.daemon, cfg.concurrency, cfg.concurrency_tokens,
-                                                           cfg.size))
+                                                           cfg.concurrency_size))
     finally:
         if p3:
             p3.close()
