@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "config_cmd",
     "model_cmd",
     "ask_cmd",
+    "service_cmd",
     "autostart_cmd",
     "logs_cmd",
 )

@@ -56,7 +56,55 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ask_daemon(args: argparse.Namespace) -> int:
-    raise UserError("asking the running daemon is not available yet: pass --model DIR to load a model in-process")
+    from ipc.client import Client, ClientError, ConnectionFileError, GenerationFailed, RequestRejected
+
+    _options(args, GenerationOptions())  # the same flag checks as in-process; the daemon applies its defaults
+    options: dict = {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature),
+                                       ("top_p", args.top_p)) if v is not None}
+    if args.stop:
+        options["stop"] = list(args.stop)
+    images = []
+    for p in args.image:
+        try:
+            images.append(Path(p).read_bytes())  # sent as is: the daemon decodes and checks it
+        except OSError as exc:
+            raise UserError(f"cannot read the image {p}: {exc.strerror}") from None
+    paths, _ = context(args)
+    try:
+        client = Client(paths.connection_file)
+    except ConnectionFileError as exc:
+        raise UserError(f"{exc}; or pass --model DIR to load a model in this process", exit_code=3) from None
+    with client:
+        try:
+            answer = client.ask(images, args.question, **options)
+        except RequestRejected as exc:
+            raise UserError(f"the daemon refused the question ({exc.code}): {exc.message}") from None
+        except ClientError as exc:
+            raise UserError(str(exc), exit_code=3) from None
+        try:
+            try:
+                for chunk in answer:
+                    if not args.json:
+                        sys.stdout.write(chunk)
+                        sys.stdout.flush()
+            except KeyboardInterrupt:  # stop the generation, not just this process
+                answer.cancel()
+                answer.wait()
+                if not args.json:
+                    print()
+                print("qwen-tray: cancelled", file=sys.stderr)
+                return 130
+        except GenerationFailed as exc:
+            if not args.json:
+                print()
+            raise UserError(f"the answer failed ({exc.code}): {exc.message}", exit_code=1) from None
+        except ClientError as exc:
+            raise UserError(str(exc), exit_code=3) from None
+    if args.json:
+        print(json.dumps(answer.result))
+    else:
+        print()
+    return 0
 
 
 def _ask_in_process(args: argparse.Namespace) -> int:

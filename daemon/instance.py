@@ -1,0 +1,126 @@
+"""One daemon per user: a lock the operating system drops when the process dies.
+
+Windows: a named mutex (`Local\\qwen-tray`, per login session); the kernel closes
+its handle when the process ends, however it ends. Elsewhere: an exclusive
+`flock` on a file in the per-user runtime dir; the kernel releases it when the
+process's descriptors close, so a daemon killed with `kill -9` never blocks the
+next start (the file stays; its content is only a hint: the holder's pid).
+
+The Windows calls sit behind `MutexApi` so the logic is tested with a fake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Protocol
+
+MUTEX_NAME = "Local\\qwen-tray"
+ERROR_ALREADY_EXISTS = 183
+
+
+class AlreadyRunning(RuntimeError):
+    """Another daemon of this user holds the lock; the message names its pid when known."""
+
+
+class MutexApi(Protocol):
+    def create(self, name: str) -> tuple[int, bool]:
+        """Create or open the named mutex: (handle, it already existed)."""
+        ...
+
+    def close(self, handle: int) -> None: ...
+
+
+class Win32Mutex:  # pragma: no cover - Windows only; tested through a fake MutexApi
+    """CreateMutexW / CloseHandle through ctypes."""
+
+    def __init__(self) -> None:
+        import ctypes
+        from ctypes import wintypes
+
+        self._ctypes = ctypes
+        self._k32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        self._k32.CreateMutexW.restype = wintypes.HANDLE
+        self._k32.CreateMutexW.argtypes = (ctypes.c_void_p, wintypes.BOOL, wintypes.LPCWSTR)
+        self._k32.CloseHandle.argtypes = (wintypes.HANDLE,)
+
+    def create(self, name: str) -> tuple[int, bool]:
+        handle = self._k32.CreateMutexW(None, False, name)
+        err = self._ctypes.get_last_error()
+        if not handle:
+            raise OSError(err, f"CreateMutexW({name!r}) failed")
+        return int(handle), err == ERROR_ALREADY_EXISTS
+
+    def close(self, handle: int) -> None:
+        self._k32.CloseHandle(handle)
+
+
+class InstanceLock:
+    """`acquire()` or raise AlreadyRunning; `release()` (also on garbage collection of the process)."""
+
+    def __init__(self, lock_file: Path, *, windows: bool | None = None, mutex_api: MutexApi | None = None,
+                 mutex_name: str = MUTEX_NAME) -> None:
+        self.lock_file = Path(lock_file)
+        self._windows = os.name == "nt" if windows is None else windows
+        self._mutex_api = mutex_api
+        self._mutex_name = mutex_name
+        self._handle: int | None = None
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._handle is not None or self._fd is not None
+
+    def acquire(self) -> None:
+        if self.held:
+            return
+        if self._windows:
+            self._acquire_mutex()
+        else:
+            self._acquire_flock()
+
+    def release(self) -> None:
+        if self._handle is not None:
+            assert self._mutex_api is not None
+            self._mutex_api.close(self._handle)
+            self._handle = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> InstanceLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _acquire_mutex(self) -> None:
+        if self._mutex_api is None:
+            self._mutex_api = Win32Mutex()
+        handle, existed = self._mutex_api.create(self._mutex_name)
+        if existed:
+            self._mutex_api.close(handle)
+            raise AlreadyRunning("qwen-tray is already running for this user (`qwen-tray status` shows it; "
+                                 "`qwen-tray stop` stops it)")
+        self._handle = handle
+
+    def _acquire_flock(self) -> None:
+        import fcntl
+
+        self.lock_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = os.pread(fd, 32, 0).decode("ascii").strip()
+            os.close(fd)
+            pid = f" (pid {holder})" if holder.isdigit() else ""
+            raise AlreadyRunning(f"qwen-tray is already running for this user{pid}: `qwen-tray status` shows it, "
+                                 "`qwen-tray stop` stops it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._fd = fd

@@ -1,0 +1,359 @@
+"""The one queue in front of the engine: priorities, a bound, cancellation, one worker thread.
+
+Why one worker: the engine answers one request at a time (NPU: no batching), and
+a single owner thread means no locks around the model. Everything else — the IPC
+server, the popup, the tray — talks to the engine only through `submit`.
+
+Guarantees:
+- `interactive` jobs run before `background` ones; first come, first served within a priority.
+- At most `queue_size` jobs wait (the running one is not counted); past that `submit` raises `Busy`.
+- Every accepted job ends with exactly one terminal call on its sink: `on_done` (stop, length,
+  cancelled) or `on_error` (engine_error, timeout, shutting_down).
+- An engine exception fails that job only; the worker goes on.
+- The worker sleeps on a condition variable; it wakes for a job, a reload, stop, or (when
+  `keep_alive_s` >= 0) the idle-unload deadline. No polling.
+
+Sinks are called from the worker thread, except for jobs that end while still
+queued (cancel, stop): those end on the thread that called `cancel` or `stop`.
+State listeners are called on the thread that changed the state (mostly the worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .config import ImageConfig
+from .engine.base import Engine, Figures, GenerationResult, Message
+from .engine.image_budget import budget_for, fit_image
+from .jobs import Busy, Job
+
+log = logging.getLogger(__name__)
+
+STATES = ("loading", "ready", "busy", "error")
+PRIORITY_ORDER = ("interactive", "background")
+_NO_FIGURES = Figures(0, 0, 0.0, 0.0, 0.0)
+
+
+class _RunFlag(threading.Event):
+    """The `cancel` the engine checks at every token: the job was cancelled, the daemon is
+    stopping, or the request's time limit has passed. A real Event, so `set()` works too."""
+
+    def __init__(self, job_cancel: threading.Event, stopping: threading.Event, deadline: float) -> None:
+        super().__init__()
+        self._job_cancel = job_cancel
+        self._stopping = stopping
+        self.deadline = deadline
+
+    def timed_out(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._job_cancel.is_set() or self._stopping.is_set() or self.timed_out()
+
+    isSet = is_set  # noqa: N815 - threading.Event's old alias
+
+
+def _call(what: str, job: Job, fn: Callable[..., Any], *args: Any) -> None:
+    """Call a sink method; a broken sink is logged and never kills the worker."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001
+        log.exception("sink %s failed for %s", what, job.label or job.seq)
+
+
+class Scheduler:
+    """Runs jobs one at a time on the engine that `load_engine` returns (called on the worker)."""
+
+    def __init__(
+        self,
+        load_engine: Callable[[], Engine],
+        *,
+        queue_size: int = 32,
+        request_timeout_s: float = 300.0,
+        keep_alive_s: float = -1.0,
+        image_cfg: ImageConfig | None = None,
+        npu_max_prompt_len: int = 1024,
+        demo: bool = False,
+        model_name: str = "",
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self._load_engine = load_engine
+        self._queue_size = queue_size
+        self._timeout_s = request_timeout_s
+        self._keep_alive_s = keep_alive_s
+        self._image_cfg = image_cfg or ImageConfig()
+        self._npu_max_prompt_len = npu_max_prompt_len
+        self.demo = demo
+        self.model_name = model_name
+
+        self._cv = threading.Condition()
+        self._queues: dict[str, deque[Job]] = {p: deque() for p in PRIORITY_ORDER}
+        self._enqueued_at: dict[int, float] = {}
+        self._running: Job | None = None
+        self._engine: Engine | None = None
+        self._placement: dict[str, Any] | None = None
+        self._state = "loading"
+        self._error = ""
+        self._stopping = threading.Event()
+        self._reload_pending = False
+        self._last_used = time.monotonic()
+        self._started_at = time.monotonic()
+        self._listeners: list[Callable[[str], None]] = []
+        self._thread: threading.Thread | None = None
+        self.loads = 0  # successful engine loads (the first one, reloads, idle reloads)
+
+    # ------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Start the worker; it loads the engine at once (state loading -> ready | error)."""
+        if self._thread is not None:
+            raise RuntimeError("the scheduler is already started")
+        self._thread = threading.Thread(target=self._work, name="qwen-tray-worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> int:
+        """Queue `job`; returns its position among the waiting jobs (0 = next to run)."""
+        if job.priority not in self._queues:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITY_ORDER)}, not {job.priority!r}")
+        with self._cv:
+            if self._stopping.is_set():
+                raise Busy("the daemon is shutting down and takes no new requests")
+            waiting = self._waiting()
+            if waiting >= self._queue_size:
+                raise Busy(f"{waiting} requests are already waiting, the limit is {self._queue_size}: "
+                           "try again when one has finished")
+            self._queues[job.priority].append(job)
+            self._enqueued_at[job.seq] = time.monotonic()
+            position = len(self._queues["interactive"]) - 1 if job.priority == "interactive" else waiting
+            self._cv.notify_all()
+        return position
+
+    def cancel(self, job: Job) -> None:
+        """Running: stops at the next token. Queued: removed now. Either way it ends `on_done` "cancelled"."""
+        with self._cv:
+            job.cancel.set()
+            enqueued_at = self._remove_queued(job)
+        if enqueued_at is not None:
+            self._end_cancelled_unstarted(job, enqueued_at)
+
+    def status(self) -> dict[str, Any]:
+        with self._cv:
+            return {
+                "state": self._state,
+                "model": self.model_name,
+                "placement": dict(self._placement) if self._placement else None,
+                "queue_depth": self._waiting(),
+                "uptime_s": round(time.monotonic() - self._started_at, 1),
+                "demo": self.demo,
+                "error": self._error or None,
+                "loaded": self._engine is not None,
+            }
+
+    def reload(self) -> None:
+        """Unload and load again on the worker, after the running job (tray "Reload model")."""
+        with self._cv:
+            self._reload_pending = True
+            self._cv.notify_all()
+
+    def add_listener(self, cb: Callable[[str], None]) -> None:
+        """`cb(state)` on every state change, on the thread that changed it; it must not block."""
+        with self._cv:
+            self._listeners.append(cb)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End queued jobs and the running one with `shutting_down`, then join the worker."""
+        with self._cv:
+            first = not self._stopping.is_set()
+            self._stopping.set()
+            queued = [j for p in PRIORITY_ORDER for j in self._queues[p]]
+            for q in self._queues.values():
+                q.clear()
+            self._cv.notify_all()
+        if first:
+            log.info("stopping the scheduler (%d queued, %s running)", len(queued), "1" if self._running else "none")
+        for job in queued:
+            self._enqueued_at.pop(job.seq, None)
+            _call("on_error", job, job.sink.on_error, "shutting_down", "the daemon is stopping", "")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the worker did not stop within %.0f s (a model load or a generation is stuck)", timeout)
+        elif self._thread is None:
+            self._close_engine("shutting down")
+
+    # ------------------------------------------------------------ internals (lock held where noted)
+
+    def _waiting(self) -> int:  # lock held
+        return sum(len(q) for q in self._queues.values())
+
+    def _remove_queued(self, job: Job) -> float | None:  # lock held; the enqueue time, None if not queued
+        for i, queued in enumerate(self._queues.get(job.priority, ())):
+            if queued is job:  # identity: Job's dataclass __eq__ would compare images
+                del self._queues[job.priority][i]
+                return self._enqueued_at.pop(job.seq)
+        return None
+
+    def _end_cancelled_unstarted(self, job: Job, enqueued_at: float) -> None:
+        queue_ms = round((time.monotonic() - enqueued_at) * 1000.0, 2)
+        log.info("%s: cancelled while queued", job.label or job.seq)
+        _call("on_done", job, job.sink.on_done, GenerationResult("", "cancelled", _NO_FIGURES), queue_ms, self.demo)
+
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        with self._cv:
+            if error is not None:
+                self._error = error
+            if state == self._state:
+                return
+            self._state = state
+            listeners = list(self._listeners)
+        for cb in listeners:
+            try:
+                cb(state)
+            except Exception:  # noqa: BLE001
+                log.exception("state listener failed")
+
+    def _work(self) -> None:
+        self._load()
+        while True:
+            action, job = self._next()
+            if action == "stop":
+                break
+            if action == "unload":
+                self._close_engine(f"idle for {self._keep_alive_s:g} s")
+            elif action == "reload":
+                self._close_engine("reload requested")
+                self._load()
+            elif job is not None:
+                self._run(job)
+        self._close_engine("shutting down")
+
+    def _next(self) -> tuple[str, Job | None]:
+        with self._cv:
+            while True:
+                if self._stopping.is_set():
+                    return "stop", None
+                if self._reload_pending:
+                    self._reload_pending = False
+                    return "reload", None
+                for p in PRIORITY_ORDER:
+                    if self._queues[p]:
+                        job = self._queues[p].popleft()
+                        self._running = job
+                        return "job", job
+                timeout = None
+                if self._engine is not None and self._keep_alive_s >= 0:
+                    timeout = self._last_used + self._keep_alive_s - time.monotonic()
+                    if timeout <= 0:
+                        return "unload", None
+                self._cv.wait(timeout)
+
+    def _load(self) -> bool:
+        self._set_state("loading")
+        started = time.monotonic()
+        try:
+            engine = self._load_engine()
+        except Exception as exc:  # noqa: BLE001 - any failure: state error, the reason in status
+            message = str(exc).strip() or type(exc).__name__
+            log.error("the model could not be loaded: %s", message)
+            self._set_state("error", message)
+            return False
+        placement = engine.placement
+        with self._cv:
+            self._engine = engine
+            self._placement = {**placement.as_dict(), "summary": placement.summary()}
+            self._last_used = time.monotonic()
+            self.loads += 1
+        log.info("model %s ready on %s in %.1f s", self.model_name, placement.summary(), time.monotonic() - started)
+        self._set_state("ready", "")
+        return True
+
+    def _close_engine(self, why: str) -> None:
+        with self._cv:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            log.info("unloading the model (%s)", why)
+            try:
+                engine.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing the engine failed")
+
+    def _finish_running(self) -> None:
+        with self._cv:
+            self._running = None
+            self._last_used = time.monotonic()
+            idle = not self._waiting() and not self._stopping.is_set()
+            self._cv.notify_all()
+        if idle:
+            self._set_state("ready" if self._engine is not None or not self._error else "error")
+
+    def _run(self, job: Job) -> None:
+        queue_ms = round((time.monotonic() - self._enqueued_at.pop(job.seq, time.monotonic())) * 1000.0, 2)
+        name = job.label or str(job.seq)
+        try:
+            if job.cancel.is_set():
+                log.info("%s: cancelled before it started", name)
+                _call("on_done", job, job.sink.on_done, GenerationResult("", "cancelled", _NO_FIGURES), queue_ms,
+                      self.demo)
+                return
+            if self._engine is None and not self._load():
+                _call("on_error", job, job.sink.on_error, "engine_error",
+                      f"the model could not be loaded: {self._error}", "")
+                return
+            self._set_state("busy")
+            self._generate(job, queue_ms, name)
+        finally:
+            self._finish_running()
+
+    def _generate(self, job: Job, queue_ms: float, name: str) -> None:
+        engine = self._engine
+        assert engine is not None
+        flag = _RunFlag(job.cancel, self._stopping, time.monotonic() + self._timeout_s)
+        partial: list[str] = []
+
+        def on_chunk(text: str) -> None:
+            partial.append(text)
+            _call("on_chunk", job, job.sink.on_chunk, text)
+
+        _call("on_start", job, job.sink.on_start)
+        try:
+            if self._stopping.is_set():
+                result = GenerationResult("", "cancelled", _NO_FIGURES)
+            else:
+                result = engine.generate(self._fit_images(engine, job.messages), job.options, on_chunk, flag)
+        except Exception as exc:  # noqa: BLE001 - the engine failed this request; the worker lives on
+            message = str(exc).strip() or type(exc).__name__
+            log.error("%s: engine error after %d chunks: %s", name, len(partial), message)
+            _call("on_error", job, job.sink.on_error, "engine_error", message, "".join(partial))
+            return
+        if result.finish_reason == "cancelled" and not job.cancel.is_set():
+            if self._stopping.is_set():
+                log.info("%s: ended by shutdown after %d tokens", name, result.figures.completion_tokens)
+                _call("on_error", job, job.sink.on_error, "shutting_down", "the daemon is stopping", result.text)
+                return
+            if flag.timed_out():
+                log.warning("%s: timed out after %.0f s", name, self._timeout_s)
+                _call("on_error", job, job.sink.on_error, "timeout",
+                      f"the request ran longer than the limit of {self._timeout_s:g} s", result.text)
+                return
+        f = result.figures
+        log.info("%s: %s, %d+%d tokens, queue %.0f ms, ttft %.0f ms, total %.0f ms", name, result.finish_reason,
+                 f.prompt_tokens, f.completion_tokens, queue_ms, f.ttft_ms, f.total_ms)
+        _call("on_done", job, job.sink.on_done, result, queue_ms, self.demo)
+
+    def _fit_images(self, engine: Engine, messages: list[Message]) -> list[Message]:
+        """Scale every image to the token budget of the current placement (NPU: what the text leaves)."""
+        n_images = sum(len(m.images) for m in messages)
+        if not n_images:
+            return messages
+        cfg = self._image_cfg
+        on_npu = engine.placement.language_device == "NPU"
+        text_tokens = sum(engine.count_text_tokens(m.text) for m in messages) if on_npu and not cfg.max_tokens else 0
+        per_image = budget_for(on_npu, cfg.max_tokens, cfg.default_tokens, self._npu_max_prompt_len, text_tokens,
+                               n_images)
+        return [Message(m.role, m.text, [fit_image(i, per_image) for i in m.images]) for m in messages]

@@ -1,0 +1,216 @@
+"""The connection file: how a local client finds the daemon and proves it is the same user.
+
+Like Jupyter's kernel connection file: a small JSON document with the endpoint
+and the CURVE keys, readable by the user alone. Whoever can read it may talk to
+the daemon; whoever cannot gets no reply (the CURVE handshake fails).
+
+    {"protocol": "qwen-tray/1", "endpoint": "tcp://127.0.0.1:40123",
+     "server_public_key": "<Z85>", "client_public_key": "<Z85>", "client_secret_key": "<Z85>",
+     "pid": 1234, "max_bytes": 33554432}
+
+Written atomically at start (temp file restricted to the user first, then the
+secret, then a rename), removed at stop. `QWEN_TRAY_CONNECTION` overrides the
+path for both sides. Imports nothing from `daemon/` (the client uses it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .protocol import PROTOCOL
+
+ENV_VAR = "QWEN_TRAY_CONNECTION"
+APP = "qwen-tray"
+REQUIRED_KEYS = ("protocol", "endpoint", "server_public_key", "client_public_key", "client_secret_key", "pid")
+
+
+class ConnectionFileError(RuntimeError):
+    """The connection file is missing, unreadable or not ours; the message says what to do."""
+
+
+class DaemonNotRunning(ConnectionFileError):
+    """No daemon: no connection file, or the process that wrote it is gone."""
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    endpoint: str
+    server_public_key: str
+    client_public_key: str
+    client_secret_key: str
+    pid: int
+    max_bytes: int = 0  # the daemon's per-image byte limit (0 = not stated)
+    protocol: str = PROTOCOL
+    path: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "endpoint": self.endpoint,
+            "server_public_key": self.server_public_key,
+            "client_public_key": self.client_public_key,
+            "client_secret_key": self.client_secret_key,
+            "pid": self.pid,
+            "max_bytes": self.max_bytes,
+        }
+
+
+def default_path() -> Path:
+    """Where the daemon writes the file: `$QWEN_TRAY_CONNECTION`, else connection.json in the runtime dir.
+
+    The same rule as `daemon.paths.Paths.connection_file` (a test keeps them equal);
+    repeated here because a client must not need the daemon package.
+    """
+    override = os.environ.get(ENV_VAR)
+    if override:
+        return Path(override)
+    try:
+        import platformdirs
+    except ImportError:
+        raise ConnectionFileError(
+            f"cannot locate the connection file without the platformdirs package: set {ENV_VAR} "
+            "to its path (`qwen-tray config` prints it)"
+        ) from None
+    if os.name == "posix" and not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = Path(platformdirs.user_state_dir(APP, False)) / "run"
+    else:
+        runtime = Path(platformdirs.user_runtime_dir(APP, False))
+    return runtime / "connection.json"
+
+
+# ---------------------------------------------------------------- access control
+
+
+def _windows_grant_user_only(path: Path, run: Callable[..., Any] = subprocess.run) -> None:
+    """Replace the file's ACL with one entry: full control for the current user (icacls ships with Windows)."""
+    user = os.environ.get("USERNAME") or ""
+    domain = os.environ.get("USERDOMAIN") or ""
+    if not user:
+        raise ConnectionFileError("cannot restrict the connection file: USERNAME is not set")
+    account = f"{domain}\\{user}" if domain else user
+    run(["icacls", str(path), "/inheritance:r", "/grant:r", f"{account}:F"], check=True, capture_output=True)
+
+
+def restrict_to_user(path: Path, *, windows: bool | None = None, run: Callable[..., Any] = subprocess.run) -> None:
+    """Make `path` readable and writable by the current user alone: 0600 on POSIX, a one-entry ACL on Windows."""
+    if os.name == "nt" if windows is None else windows:
+        _windows_grant_user_only(path, run)
+    else:
+        os.chmod(path, 0o600)
+
+
+# ---------------------------------------------------------------- write / read / remove
+
+
+def write_connection_file(path: Path, info: ConnectionInfo,
+                          restrict: Callable[[Path], None] = restrict_to_user) -> Path:
+    """Atomically (re)place the file: a temp file in the same folder, restricted, filled, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp_name = tempfile.mkstemp(prefix=".connection-", suffix=".tmp", dir=path.parent)  # 0600 on POSIX
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            restrict(tmp)  # before the secret key is in it
+            json.dump(info.as_dict(), f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_connection_file(path: Path | None = None) -> ConnectionInfo:
+    """Read and check the file; DaemonNotRunning when it is absent or its daemon has exited."""
+    path = Path(path) if path is not None else default_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DaemonNotRunning(
+            f"qwen-tray is not running (no connection file at {path}): start it with `qwen-tray run`"
+        ) from None
+    except PermissionError:
+        raise ConnectionFileError(f"cannot read {path}: it belongs to another user") from None
+    except (OSError, ValueError) as exc:
+        raise ConnectionFileError(f"{path} is not a qwen-tray connection file ({exc})") from None
+    if not isinstance(data, dict) or (missing := [k for k in REQUIRED_KEYS if k not in data]):
+        raise ConnectionFileError(f"{path} is not a qwen-tray connection file (missing {', '.join(missing)})")
+    if data["protocol"] != PROTOCOL:
+        raise ConnectionFileError(
+            f"{path} is for protocol {data['protocol']!r}, this client speaks {PROTOCOL!r}: update one of them"
+        )
+    pid = data["pid"]
+    if not isinstance(pid, int) or not pid_alive(pid):
+        raise DaemonNotRunning(
+            f"qwen-tray is not running (its connection file {path} is left from process {pid}, which has exited): "
+            "start it with `qwen-tray run`"
+        )
+    return ConnectionInfo(
+        endpoint=str(data["endpoint"]),
+        server_public_key=str(data["server_public_key"]),
+        client_public_key=str(data["client_public_key"]),
+        client_secret_key=str(data["client_secret_key"]),
+        pid=pid,
+        max_bytes=int(data.get("max_bytes") or 0),
+        protocol=data["protocol"],
+        path=str(path),
+    )
+
+
+def remove_connection_file(path: Path, pid: int) -> bool:
+    """Remove the file if process `pid` wrote it (never a newer daemon's file). True when removed."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict) or data.get("pid") != pid:
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
+# ---------------------------------------------------------------- process check
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a zombie counts as alive until reaped)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is someone else's
+    return True
+
+
+def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED: it exists
+    try:
+        code = wintypes.DWORD()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        return bool(ok) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)

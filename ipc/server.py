@@ -1,0 +1,434 @@
+"""The ZeroMQ side of the daemon: a CURVE-secured ROUTER on 127.0.0.1, one thread.
+
+Threads and sockets (a ZeroMQ socket belongs to one thread):
+
+    clients (DEALER) ──tcp+CURVE──> ROUTER ┐
+                                    ZAP REP ├─ server thread: poll(), no timeout, no polling loop
+          events PULL (inproc) <────────────┘
+               ^
+               └── one PUSH per producing thread (the scheduler's worker, the thread that calls stop)
+
+The server thread alone touches the ROUTER. Job sinks run on the scheduler's
+worker; they serialise their event to JSON there and hand it over through their
+thread's own inproc PUSH socket. Sends to clients never block: with
+ROUTER_MANDATORY a send to a client that has gone raises EHOSTUNREACH, and a
+client that stops reading fills its SNDHWM and the send raises EAGAIN; either
+way that client's requests are cancelled and the engine stops at the next token.
+
+Everything about a request is checked here before it is accepted (shape via
+`ipc.protocol`, every image decoded, text measured against the context, the
+queue bound); a bad request gets `rejected` and never reaches the scheduler.
+The ZAP handler on the same thread admits only the client key from the
+connection file, so a peer without it gets no reply at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+import zmq
+from zmq.utils import z85
+
+from daemon.engine.base import GenerationOptions, GenerationResult, Message
+from daemon.images import ImageRejected, decode_image, raw_image
+from daemon.jobs import Busy, Job
+
+from . import protocol
+from .connection import ConnectionInfo
+
+log = logging.getLogger(__name__)
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+ZAP_DOMAIN = b"qwen-tray"
+MAX_BYTES_PER_TOKEN = 8  # text more than 8 bytes per context token is refused without tokenizing it
+
+
+class SchedulerLike(Protocol):
+    def submit(self, job: Job) -> int: ...
+    def cancel(self, job: Job) -> None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+class _Sink:
+    """A job's events -> JSON frames -> this thread's PUSH socket -> the server thread -> the client."""
+
+    def __init__(self, server: Server, identity: bytes, request_id: str, label: str) -> None:
+        self._server = server
+        self._identity = identity
+        self._rid = request_id
+        self._label = label
+        self._chunks = 0
+
+    def _send(self, terminal: bool, event: str, **fields: Any) -> None:
+        frame = protocol.reply(self._rid, event, **fields)
+        self._server._push([b"e" if terminal else b"t", self._identity, self._rid.encode("utf-8"), frame])
+
+    def on_start(self) -> None:
+        log.debug("%s: started", self._label)
+
+    def on_chunk(self, text: str) -> None:
+        self._chunks += 1
+        self._send(False, "token", text=text)
+
+    def on_done(self, result: GenerationResult, queue_ms: float, demo: bool) -> None:
+        f = result.figures
+        log.debug("%s: answer %r", self._label, result.text)
+        self._send(
+            True, "done",
+            text=result.text,
+            finish_reason=result.finish_reason,
+            usage={"prompt_tokens": f.prompt_tokens, "completion_tokens": f.completion_tokens},
+            timings={"queue_ms": queue_ms, "ttft_ms": f.ttft_ms, "total_ms": f.total_ms,
+                     "tokens_per_s": f.tokens_per_s},
+            demo=demo,
+        )
+
+    def on_error(self, code: str, message: str, partial_text: str) -> None:
+        log.info("%s: error %s after %d chunks: %s", self._label, code, self._chunks, message)
+        self._send(True, "error", code=code, message=message, text=partial_text)
+
+
+class Server:
+    """Serve `scheduler` on tcp://127.0.0.1:<port>; `start()` returns the endpoint."""
+
+    def __init__(
+        self,
+        scheduler: SchedulerLike,
+        *,
+        port: int = 0,
+        max_bytes: int = 32 * 1024 * 1024,
+        max_pixels: int = 8192 * 8192,
+        defaults: GenerationOptions = GenerationOptions(),
+        version: str = "",
+        context_tokens: Callable[[], int] | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+        on_shutdown: Callable[[], None] | None = None,
+        sndhwm: int = 1000,
+        sndbuf: int = -1,
+    ) -> None:
+        if not zmq.has("curve"):
+            raise RuntimeError("this pyzmq/libzmq has no CURVE support, which the server requires")
+        self._scheduler = scheduler
+        self._port = port
+        self._max_bytes = max_bytes
+        self._max_pixels = max_pixels
+        self._defaults = defaults
+        self._version = version
+        self._context_tokens = context_tokens
+        self._count_tokens = count_tokens
+        self._on_shutdown = on_shutdown
+        self._sndhwm = sndhwm
+        self._sndbuf = sndbuf
+
+        server_public, self._server_secret = zmq.curve_keypair()
+        client_public, client_secret = zmq.curve_keypair()
+        self.server_public_key = server_public.decode("ascii")
+        self.client_public_key = client_public.decode("ascii")
+        self.client_secret_key = client_secret.decode("ascii")
+        self._allowed_client_key = z85.decode(client_public)
+
+        self._ctx = zmq.Context()
+        self._events_addr = f"inproc://qwen-tray-events-{id(self):x}"
+        self._local = threading.local()
+        self._pushers: list[zmq.Socket] = []
+        self._push_lock = threading.Lock()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._router: zmq.Socket | None = None  # the server thread's alone
+        self.endpoint = ""
+        # server-thread state: client identity -> {request id -> job}
+        self._inflight: dict[bytes, dict[str, Job]] = {}
+
+    # ------------------------------------------------------------ lifecycle (any thread)
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Bind on the server thread; return the endpoint, or raise what binding raised."""
+        started: Future[str] = Future()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="qwen-tray-ipc", daemon=True)
+        self._thread.start()
+        self.endpoint = started.result(timeout)
+        return self.endpoint
+
+    def connection_info(self) -> ConnectionInfo:
+        return ConnectionInfo(
+            endpoint=self.endpoint,
+            server_public_key=self.server_public_key,
+            client_public_key=self.client_public_key,
+            client_secret_key=self.client_secret_key,
+            pid=os.getpid(),
+            max_bytes=self._max_bytes,
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Deliver the events already handed over, close the sockets, end the thread.
+
+        Call it after the scheduler has stopped, so that every job's terminal event
+        has been handed over and reaches its client (the ROUTER lingers up to 2 s).
+        """
+        if self._thread is None or self._closed:
+            return
+        self._push([b"s"])
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the IPC thread did not stop within %.0f s", timeout)
+            return
+        with self._push_lock:
+            self._closed = True
+            for sock in self._pushers:
+                sock.close(linger=0)
+            self._pushers.clear()
+        self._ctx.term()  # returns once the ROUTER has flushed (or its linger ran out)
+
+    def _push(self, frames: list[bytes]) -> None:
+        """Hand frames to the server thread from any thread, through that thread's own PUSH socket."""
+        sock = getattr(self._local, "push", None)
+        if sock is None:
+            with self._push_lock:
+                if self._closed:
+                    return
+                sock = self._ctx.socket(zmq.PUSH)
+                sock.setsockopt(zmq.SNDHWM, 0)  # never block the worker; the server thread drains at once
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.connect(self._events_addr)
+                self._pushers.append(sock)
+            self._local.push = sock
+        try:
+            sock.send_multipart(frames)
+        except zmq.ZMQError as exc:  # closed after stop(): nobody to deliver to
+            log.debug("event dropped after the server stopped: %s", exc)
+
+    # ------------------------------------------------------------ server thread
+
+    def _bind(self) -> tuple[zmq.Socket, zmq.Socket, zmq.Socket]:
+        zap = self._ctx.socket(zmq.REP)
+        zap.setsockopt(zmq.LINGER, 0)
+        zap.bind(ZAP_ENDPOINT)  # before the ROUTER exists, so no handshake skips authentication
+        events = self._ctx.socket(zmq.PULL)
+        events.setsockopt(zmq.RCVHWM, 0)
+        events.setsockopt(zmq.LINGER, 0)
+        events.bind(self._events_addr)
+        router = self._ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        router.setsockopt(zmq.SNDHWM, self._sndhwm)
+        if self._sndbuf > 0:
+            router.setsockopt(zmq.SNDBUF, self._sndbuf)
+        router.setsockopt(zmq.MAXMSGSIZE, 2 * self._max_bytes)
+        router.setsockopt(zmq.LINGER, 2000)
+        router.curve_server = True
+        router.curve_secretkey = self._server_secret
+        router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+        if self._port:
+            router.bind(f"tcp://127.0.0.1:{self._port}")
+        else:
+            router.bind("tcp://127.0.0.1:0")
+        return zap, events, router
+
+    def _run(self, started: Future[str]) -> None:
+        try:
+            zap, events, router = self._bind()
+        except Exception as exc:  # noqa: BLE001 - reported to start()'s caller
+            self._ctx.destroy(linger=0)
+            self._closed = True
+            started.set_exception(exc)
+            return
+        self._router = router
+        endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode("ascii")
+        log.info("serving %s on %s", protocol.PROTOCOL, endpoint)
+        started.set_result(endpoint)
+        poller = zmq.Poller()
+        for sock in (events, zap, router):
+            poller.register(sock, zmq.POLLIN)
+        try:
+            running = True
+            while running:
+                ready = dict(poller.poll())
+                if events in ready:
+                    running = self._drain_events(events)
+                if zap in ready:
+                    self._answer_zap(zap)
+                if router in ready and running:
+                    self._drain_requests(router)
+            while events.poll(100):  # what producers handed over before stop() (they have all finished)
+                self._drain_events(events)
+        except Exception:  # noqa: BLE001
+            log.exception("the IPC server thread failed")
+        finally:
+            for sock in (zap, events, router):
+                sock.close()
+            log.info("IPC server closed")
+
+    def _drain_events(self, events: zmq.Socket) -> bool:
+        """Forward every pending event; False once the stop sentinel has come."""
+        running = True
+        while True:
+            try:
+                frames = events.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return running
+            kind = frames[0]
+            if kind == b"s":
+                running = False
+                continue
+            identity, rid, payload = frames[1], frames[2].decode("utf-8"), frames[3]
+            self._send(identity, payload)
+            if kind == b"e":
+                jobs = self._inflight.get(identity)
+                if jobs is not None:
+                    jobs.pop(rid, None)
+                    if not jobs:
+                        del self._inflight[identity]
+
+    def _drain_requests(self, router: zmq.Socket, batch: int = 64) -> None:
+        for _ in range(batch):  # bounded, so events keep flowing while requests pour in
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._handle(frames[0], frames[1:])
+
+    def _answer_zap(self, zap: zmq.Socket) -> None:
+        try:
+            frames = zap.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        version, request_id, _domain, address, _identity, mechanism = frames[:6]
+        credentials = frames[6:]
+        ok = mechanism == b"CURVE" and credentials[:1] == [self._allowed_client_key]
+        if not ok:
+            log.warning("refused a %s connection from %s: unknown client key", mechanism.decode(errors="replace"),
+                        address.decode(errors="replace"))
+        status, text = (b"200", b"OK") if ok else (b"400", b"unknown client key")
+        zap.send_multipart([version, request_id, status, text, b"", b""])
+
+    def _send(self, identity: bytes, payload: bytes) -> bool:
+        """Send without blocking; a client that has gone or stopped reading loses its requests."""
+        try:
+            self._router.send_multipart([identity, payload], zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            self._client_gone(identity, "stopped reading (its send queue is full)")
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                self._client_gone(identity, "has disconnected")
+            else:
+                log.warning("sending to client %s failed: %s", identity.hex(), exc)
+        return False
+
+    def _client_gone(self, identity: bytes, why: str) -> None:
+        jobs = [j for j in self._inflight.get(identity, {}).values() if not j.cancel.is_set()]
+        if jobs:
+            log.info("client %s %s: cancelling its %d request(s)", identity.hex(), why, len(jobs))
+        for job in jobs:
+            self._scheduler.cancel(job)
+
+    # ------------------------------------------------------------ requests (server thread)
+
+    def _handle(self, identity: bytes, frames: list[bytes]) -> None:
+        client = identity.hex()
+        started = time.perf_counter()
+        rid = None
+        try:
+            req = protocol.parse_request(frames)
+            rid = req.id
+            if req.id in self._inflight.get(identity, {}):
+                raise protocol.Rejected("bad_request", f"id {req.id!r} is already in flight: ids must be unique "
+                                        "among your requests in flight", req.id)
+            if req.op == "generate":
+                self._generate(identity, req, frames[1:], started)
+            elif req.op == "cancel":
+                self._cancel(identity, req)
+            elif req.op == "status":
+                self._send(identity, protocol.reply(req.id, "status", version=self._version,
+                                                    **self._scheduler.status()))
+            elif req.op == "ping":
+                self._send(identity, protocol.reply(req.id, "pong"))
+            elif req.op == "shutdown":
+                log.info("client %s asked the daemon to stop", client)
+                self._send(identity, protocol.reply(req.id, "stopping", pid=os.getpid()))
+                if self._on_shutdown is not None:
+                    self._on_shutdown()
+        except protocol.Rejected as r:
+            log.info("client %s id %r: rejected %s: %s (%d frames, %d bytes)", client, r.request_id, r.code,
+                     r.message, len(frames), sum(len(f) for f in frames))
+            self._send(identity, protocol.rejected(r.request_id, r.code, r.message))
+        except Exception:  # noqa: BLE001 - a bug must cost one request, not the server thread
+            log.exception("client %s id %r: internal error", client, rid)
+            self._send(identity, protocol.rejected(rid, "bad_request", "the daemon could not handle this request "
+                                                   "(an internal error, see the daemon's log)"))
+
+    def _cancel(self, identity: bytes, req: protocol.Request) -> None:
+        job = self._inflight.get(identity, {}).get(req.target or "")
+        if job is None:
+            raise protocol.Rejected("not_found", f"no generate request {req.target!r} of yours is in flight "
+                                    "(it has ended, or it never was accepted)", req.id)
+        log.info("client %s: cancel %r", identity.hex(), req.target)
+        self._scheduler.cancel(job)
+        self._send(identity, protocol.reply(req.id, "ack", target=req.target))
+
+    def _generate(self, identity: bytes, req: protocol.Request, blobs: list[bytes], started: float) -> None:
+        self._check_context(req)
+        messages = [self._message(m, blobs, req.id) for m in req.messages]
+        o = req.options
+        options = GenerationOptions(
+            max_new_tokens=o.max_new_tokens if o.max_new_tokens is not None else self._defaults.max_new_tokens,
+            temperature=o.temperature if o.temperature is not None else self._defaults.temperature,
+            top_p=o.top_p if o.top_p is not None else self._defaults.top_p,
+            stop=o.stop if o.stop is not None else self._defaults.stop,
+        )
+        label = f"client {identity.hex()} id {req.id!r}"
+        job = Job(messages, options, _Sink(self, identity, req.id, label), o.priority, label)
+        try:
+            position = self._scheduler.submit(job)
+        except Busy as exc:
+            raise protocol.Rejected("busy", str(exc), req.id) from None
+        self._inflight.setdefault(identity, {})[req.id] = job
+        n_images = sum(len(m.images) for m in messages)
+        log.info("%s: accepted at %d (%s, %d messages, %d images, %d blob bytes, %d text chars, "
+                 "max_new_tokens %d, checked in %.1f ms)", label, position, o.priority, len(messages), n_images,
+                 sum(len(b) for b in blobs), sum(len(m.text) for m in messages), options.max_new_tokens,
+                 (time.perf_counter() - started) * 1000.0)
+        log.debug("%s: question %r", label, [m.text for m in messages])
+        self._send(identity, protocol.reply(req.id, "accepted", queue_position=position))
+
+    def _message(self, m: protocol.WireMessage, blobs: list[bytes], rid: str) -> Message:
+        images = []
+        for ref in m.images:
+            data = blobs[ref.blob]
+            what = f"the image in {ref.where} (blob {ref.blob})"
+            try:
+                if ref.raw is None:
+                    img = decode_image(data, max_bytes=self._max_bytes, max_pixels=self._max_pixels, what=what)
+                else:
+                    img = raw_image(data, ref.raw.width, ref.raw.height, ref.raw.mode, max_bytes=self._max_bytes,
+                                    max_pixels=self._max_pixels, what=what)
+            except ImageRejected as exc:
+                raise protocol.Rejected(exc.code, str(exc), rid) from None
+            except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile input is still a bad image
+                raise protocol.Rejected("bad_image", f"{what} could not be decoded ({type(exc).__name__})",
+                                        rid) from None
+            images.append(img)
+        return Message(m.role, m.text, images)  # type: ignore[arg-type]
+
+    def _check_context(self, req: protocol.Request) -> None:
+        """Refuse text that cannot fit the model's context (`too_large`), tokenizing only when in doubt."""
+        if self._context_tokens is None:
+            return
+        limit = self._context_tokens()
+        texts = [m.text for m in req.messages]
+        nbytes = sum(len(t.encode("utf-8")) for t in texts)
+        if nbytes <= limit:  # a token is at least one byte
+            return
+        tokens = None
+        if nbytes <= MAX_BYTES_PER_TOKEN * limit and self._count_tokens is not None:
+            tokens = sum(self._count_tokens(t) for t in texts)
+            if tokens <= limit:
+                return
+        size = f"{tokens} tokens" if tokens is not None else f"{nbytes} bytes"
+        raise protocol.Rejected("too_large", f"the text is {size}, more than the model's context of {limit} tokens: "
+                                "shorten it", req.id)
