@@ -39,7 +39,8 @@ def _gb(b: int | None) -> str:
 def _load_line(sec: dict[str, Any]) -> str:
     before, after = sec.get("load_avg_before"), sec.get("load_avg_after")
     others = sec.get("other_test_processes", 0)
-    return (f"load average before {before[0] if before else '-'} / after {after[0] if after else '-'} "
+    when = f"measured {sec['measured'][11:16]} UTC, " if sec.get("measured") else ""
+    return (f"{when}load average before {before[0] if before else '-'} / after {after[0] if after else '-'} "
             f"(1 min), {others} other test process(es), {sec.get('seconds', 0):.0f} s")
 
 
@@ -111,10 +112,18 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
     add(f"| Load at start | load average {mach['load_avg']}; {result['other_test_processes_at_start']} other "
         "test process(es) running |")
     add("")
-    add("Command:")
+    add("Command(s) of this run (sections from several runs are merged with `--merge`; each section says when "
+        "it was measured), and how to repeat it:")
     add("")
     add("```")
-    add(result["command"].strip())
+    for run in result.get("runs") or [result]:
+        add(f"{run['command'].strip()}    # {run['started']} - {run['finished']}")
+    add("")
+    add("# the stand-in alone (built on first use by run.py; ~3 min + ~8 min, 15 GB peak, 2.9 GB IR):")
+    add("python bench/make_standin.py --shape 4b      # or 2b; cached in ~/.cache/qwen-tray-bench")
+    add("python bench/run.py --shape 2b               # the smaller published shape")
+    add("python bench/run.py --smoke --out-dir /tmp/bench   # tiny model, ~1 min: what CI runs")
+    add("python bench/report.py docs/benchmarks.json  # redraw this page and the chart from the JSON")
     add("```")
     add("")
     core = secs.get("core", {}).get("data")

@@ -80,6 +80,21 @@ def busy_others() -> list[str]:
     return [ln for ln in out.splitlines() if "test_bench_smoke" not in ln]
 
 
+def wait_quiet(max_wait_s: float, load_limit: float = 1.0) -> dict[str, Any]:
+    """Wait (up to `max_wait_s`) until no other test run is going and the 1-minute load is below `load_limit`.
+
+    Called between rounds and sections on a shared machine; returns what it waited and saw.
+    The benchmark's own loaded-but-idle processes add no load.
+    """
+    t0 = time.perf_counter()
+    while True:
+        others, load = busy_others(), (machine.load_avg() or [0.0])[0]
+        waited = time.perf_counter() - t0
+        if (not others and load < load_limit) or waited >= max_wait_s:
+            return {"waited_s": round(waited, 1), "load_1min": load, "other_test_processes": len(others)}
+        time.sleep(15)
+
+
 # ---------------------------------------------------------------- core: (a) (b) (c) side by side
 
 
@@ -167,7 +182,11 @@ def run_core(p3: Paths3, cfg: argparse.Namespace) -> dict[str, Any]:
         log(f"warm-up {path}: ttft {warmup[path]['ttft_s']:.2f} s, {warmup[path]['tokens']} tokens")
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
     follows: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
+    quiet: list[dict[str, Any]] = []
     for r in range(cfg.rounds):
+        if cfg.wait_quiet:
+            quiet.append(wait_quiet(cfg.wait_quiet))
+            log(f"round {r}: {quiet[-1]}")
         for path in PATHS:  # interleaved: A B C, A B C, ...
             first = p3.request(path, "ask", seed=next(seed), **ask)
             first["round"] = r
@@ -213,6 +232,7 @@ def run_core(p3: Paths3, cfg: argparse.Namespace) -> dict[str, Any]:
         ratios["a_over_c_e2e"] = round(e2e["daemon"] / e2e["optimum"], 3)
     return {"paths": per_path, "ratios": ratios, "tokens_forced": tokens, "follow_tokens": cfg.follow_tokens,
             "follow_rounds": min(cfg.follow_rounds, cfg.rounds), "warmup_size": list(cfg.warmup_size),
+            "quiet_checks": quiet,
             "image_size": list(size), "rounds": cfg.rounds, "question": QUESTION, "follow_up": FOLLOW_UP}
 
 
@@ -368,6 +388,14 @@ def run_desktop(work: Path, logf: Any, repeats: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- the limit
 
 
+def run_bandwidth_from(bw: dict[str, Any], core: dict[str, Any]) -> dict[str, Any]:
+    """The shares of the ceiling, for a bandwidth measured apart from the core section (--merge)."""
+    if bw.get("ceiling_tps"):
+        bw["share"] = {p: round(((core["paths"][p]["decode_tps"] or {}).get("median") or 0) / bw["ceiling_tps"], 3)
+                       for p in PATHS}
+    return bw
+
+
 def run_bandwidth(model: Path, cfg: argparse.Namespace, core: dict[str, Any] | None) -> dict[str, Any]:
     bw = machine.read_bandwidth(total_mb=cfg.bandwidth_mb)
     wb = machine.weight_bytes(model)
@@ -411,6 +439,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where benchmarks.{json,md,png} go")
     ap.add_argument("--work-dir", type=Path, help="scratch folder (default: a temporary one)")
     ap.add_argument("--no-report", action="store_true", help="write the JSON only")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the sections of an existing benchmarks.json in --out-dir that this run does not redo")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="before each round and section wait up to S seconds for no other test run and load < 1")
     a = ap.parse_args(argv)
     smoke = a.smoke
     a.rounds = a.rounds or (1 if smoke else 3)
@@ -472,13 +504,15 @@ def main(argv: list[str] | None = None) -> int:
     def section(name: str, fn: Callable[[], Any]) -> None:
         if name not in cfg.sections:
             return
+        quiet = wait_quiet(cfg.wait_quiet) if cfg.wait_quiet else None
         load0 = machine.load_avg()
         t0 = time.perf_counter()
         log(f"section {name} ...")
         data = fn()
         result["sections"][name] = {"data": data, "seconds": round(time.perf_counter() - t0, 1),
                                     "load_avg_before": load0, "load_avg_after": machine.load_avg(),
-                                    "other_test_processes": len(busy_others())}
+                                    "other_test_processes": len(busy_others()), "quiet_wait": quiet,
+                                    "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     needs_paths = any(s in cfg.sections for s in ("core", "idle", "concurrency"))
     p3 = Paths3(model, work, logf, cfg) if needs_paths else None
@@ -505,6 +539,17 @@ def main(argv: list[str] | None = None) -> int:
     section("bandwidth", lambda: run_bandwidth(model, cfg, core))
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out_json = cfg.out_dir / "benchmarks.json"
+    if cfg.merge and out_json.is_file():
+        old = json.loads(out_json.read_text(encoding="utf-8"))
+        if old.get("model", {}).get("dir") != result["model"]["dir"]:
+            raise BenchError(f"--merge: {out_json} was measured on another model ({old.get('model', {}).get('dir')})")
+        merged = {**old.get("sections", {}), **result["sections"]}
+        result["runs"] = [*old.get("runs", [{k: old.get(k) for k in ("command", "started", "finished")}]),
+                          {k: result[k] for k in ("command", "started", "finished")}]
+        result["sections"] = merged
+        result["started"] = min(old.get("started", result["started"]), result["started"])
+        if "bandwidth" in cfg.sections and "core" not in cfg.sections and "core" in merged:
+            merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"])
     out_json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     log(f"wrote {out_json}")
     if not cfg.no_report:
