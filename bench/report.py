@@ -137,7 +137,11 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
             f"A B C A B C after one short warm-up request each ({core['warmup_size'][0]}x{core['warmup_size'][1]} "
             f"image, 8 tokens), {core['rounds']} rounds; median (min-max).")
         add("")
-        add(f"Conditions: {_load_line(secs['core'])}.")
+        qc = core.get("quiet_checks") or []
+        waits = "; ".join(f"round {i}: waited {q['waited_s']:.0f} s, CPUs {q['cpu_busy_percent']:.0f} % busy, "
+                          f"{q['other_test_processes']} other test run(s){'' if q['quiet'] else ' (not quiet)'}"
+                          for i, q in enumerate(qc))
+        add(f"Conditions: {_load_line(secs['core'])}." + (f" Before each round: {waits}." if waits else ""))
         add("")
         add("| | " + " | ".join(P[p]["label"] for p in PATHS) + " |")
         add("|---|---:|---:|---:|")

@@ -80,19 +80,24 @@ def busy_others() -> list[str]:
     return [ln for ln in out.splitlines() if "test_bench_smoke" not in ln]
 
 
-def wait_quiet(max_wait_s: float, load_limit: float = 1.0) -> dict[str, Any]:
-    """Wait (up to `max_wait_s`) until no other test run is going and the 1-minute load is below `load_limit`.
+def wait_quiet(max_wait_s: float, busy_limit: float = 20.0) -> dict[str, Any]:
+    """Wait (up to `max_wait_s`) until no other test run is going and the CPUs are idle.
 
-    Called between rounds and sections on a shared machine; returns what it waited and saw.
-    The benchmark's own loaded-but-idle processes add no load.
+    Called between rounds and sections on a shared machine, when the benchmark's own processes
+    are idle, so whatever keeps the CPUs busy (over `busy_limit` % in a 5 s sample) is someone
+    else. The load average is not used: it still holds our own last round for a minute.
     """
+    import psutil
+
     t0 = time.perf_counter()
     while True:
-        others, load = busy_others(), (machine.load_avg() or [0.0])[0]
+        others = busy_others()
+        busy = psutil.cpu_percent(interval=5.0)
         waited = time.perf_counter() - t0
-        if (not others and load < load_limit) or waited >= max_wait_s:
-            return {"waited_s": round(waited, 1), "load_1min": load, "other_test_processes": len(others)}
-        time.sleep(15)
+        if (not others and busy < busy_limit) or waited >= max_wait_s:
+            return {"waited_s": round(waited, 1), "cpu_busy_percent": busy, "other_test_processes": len(others),
+                    "quiet": not others and busy < busy_limit}
+        time.sleep(10)
 
 
 # ---------------------------------------------------------------- core: (a) (b) (c) side by side
@@ -442,7 +447,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--merge", action="store_true",
                     help="keep the sections of an existing benchmarks.json in --out-dir that this run does not redo")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
-                    help="before each round and section wait up to S seconds for no other test run and load < 1")
+                    help="before each round and section wait up to S seconds for no other test run and idle CPUs")
     a = ap.parse_args(argv)
     smoke = a.smoke
     a.rounds = a.rounds or (1 if smoke else 3)
