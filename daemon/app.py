@@ -52,11 +52,17 @@ def _set_dpi_awareness() -> None:
 
 
 def _clipboard_reader() -> Any:
+    """`() -> (image or None, reason)` over daemon.clipboard, or None when this build has no clipboard support."""
     try:
-        from .clipboard import clipboard_image
+        from .clipboard import read_clipboard
     except ImportError:
         return None
-    return clipboard_image
+
+    def read() -> tuple[Any, str]:
+        r = read_clipboard()
+        return r.image, r.reason
+
+    return read
 
 
 class DesktopApp:
@@ -73,7 +79,8 @@ class DesktopApp:
         self.cfg = cfg
         self.root = root
         self.inbox = TkInbox(self.root)
-        self.desktop = Desktop(self.root, service.scheduler, cfg, _clipboard_reader())
+        self.desktop = Desktop(self.root, service.scheduler, cfg, post=self.inbox.post,
+                               clipboard_image=_clipboard_reader())
         self.hotkeys: Any = None
         self.hotkey_problems: list[str] = []
         self.tray: Any = None

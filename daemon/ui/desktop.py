@@ -12,6 +12,7 @@ conversation (which is cancelled and forgotten).
 from __future__ import annotations
 
 import logging
+import threading
 import tkinter as tk
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,40 @@ from .region import RegionSelector
 log = logging.getLogger(__name__)
 
 REPAINT_MS = 200  # after closing our own window, before capturing what is beneath it
+NOTICE_MS = 4000  # how long a notice stays (a one-shot timer, not a loop)
+
+ClipboardReader = Callable[[], "tuple[Image.Image | None, str]"]
+
+
+class Notice:
+    """A small topmost message; closes on click, Esc, or after a few seconds."""
+
+    def __init__(self, root: tk.Tk, text: str, monitor: Rect) -> None:
+        self.win = tk.Toplevel(root)
+        self.win.withdraw()
+        self.win.title("qwen-tray - notice")
+        self.win.overrideredirect(True)
+        self.win.wm_attributes("-topmost", True)
+        label = tk.Label(self.win, text=text, padx=14, pady=10, wraplength=420, justify="left",
+                         background="#1f2937", foreground="white", borderwidth=1, relief="solid")
+        label.pack()
+        self.win.update_idletasks()
+        w = self.win.winfo_reqwidth()
+        ml, mt, mw, _ = monitor
+        self.win.geometry(f"+{ml + (mw - w) // 2}+{mt + 48}")
+        for widget in (self.win, label):
+            widget.bind("<Button-1>", lambda e: self.destroy())
+        self.win.bind("<Escape>", lambda e: self.destroy())
+        self.win.deiconify()
+        self._timer = self.win.after(NOTICE_MS, self.destroy)
+        self.text = text
+
+    def destroy(self) -> None:
+        try:
+            self.win.after_cancel(self._timer)
+            self.win.destroy()
+        except tk.TclError:
+            pass
 
 
 def as_tuple(r: screen.Rect) -> Rect:
@@ -48,13 +83,18 @@ class Desktop:
     """The Tk-thread side of the app. Other threads reach it only through `TkInbox.post`."""
 
     def __init__(self, root: tk.Tk, submitter: Submitter, cfg: Config,
-                 clipboard_image: Callable[[], Image.Image | None] | None = None) -> None:
+                 post: Callable[..., None] | None = None,
+                 clipboard_image: ClipboardReader | None = None) -> None:
+        """`post(fn, *args)` runs fn on the Tk thread from any thread (TkInbox.post); `clipboard_image()` returns
+        (image or None, reason)."""
         self.root = root
         self.submitter = submitter
         self.settings = popup_settings(cfg)
+        self._post = post or (lambda fn, *args: root.after_idle(fn, *args))
         self._clipboard_image = clipboard_image
         self.popup: AnswerPopup | None = None
         self.region: RegionSelector | None = None
+        self._notice: Notice | None = None
 
     # -- entry points (Tk thread) ------------------------------------------------------------------------
     def ask_screen(self, delay_ms: int = 0) -> None:
@@ -66,24 +106,47 @@ class Desktop:
         self._after_own_windows_gone(self._capture_for_region, delay_ms)
 
     def ask_clipboard(self) -> None:
-        """Ask about the image on the clipboard (a screenshot taken with another tool)."""
-        try:
-            image = self._clipboard_image() if self._clipboard_image is not None else None
-        except Exception as exc:
-            log.warning("could not read the clipboard: %s", exc)
-            image = None
+        """Ask about the image on the clipboard (a screenshot taken with another tool).
+
+        Read on a thread of its own: on X11 the clipboard's owner may be this very
+        process (an answer we copied), which can only reply while Tk keeps running.
+        """
+        reader = self._clipboard_image
+        if reader is None:
+            self.notice("Asking about the clipboard image is not available on this system.")
+            return
+
+        def read() -> None:
+            try:
+                image, reason = reader()
+            except Exception as exc:
+                image, reason = None, f"could not read the clipboard: {exc}"
+            self._post(self._clipboard_read, image, reason)
+
+        threading.Thread(target=read, name="clipboard", daemon=True).start()
+
+    def _clipboard_read(self, image: Image.Image | None, reason: str) -> None:
         if image is None:
-            log.warning("ask about clipboard image: the clipboard holds no image")
-            self.root.bell()
+            log.info("ask about clipboard image: %s", reason)
+            self.notice(reason[:1].upper() + reason[1:] + ".")
             return
         self.close_windows()
+        mon = self._monitor_under_cursor()
+        center = (mon[0] + mon[2] // 2, mon[1] + mon[3] // 2, 1, 1)
+        self.open_popup(image.convert("RGB"), center, mon)
+
+    def _monitor_under_cursor(self) -> Rect:
         try:
             x, y = screen.cursor_position()
-            mon = screen.monitor_at(x, y)
+            return as_tuple(screen.monitor_at(x, y))
         except Exception:
-            mon = screen.Rect(0, 0, self.root.winfo_screenwidth(), self.root.winfo_screenheight())
-        center = (mon.left + mon.width // 2, mon.top + mon.height // 2, 1, 1)
-        self.open_popup(image.convert("RGB"), center, as_tuple(mon))
+            return 0, 0, self.root.winfo_screenwidth(), self.root.winfo_screenheight()
+
+    def notice(self, text: str) -> None:
+        """A short message near the cursor when there is nothing to ask about (closes itself)."""
+        if self._notice is not None:
+            self._notice.destroy()
+        self._notice = Notice(self.root, text, self._monitor_under_cursor())
 
     def clear_conversation(self) -> None:
         if self.popup is not None:
@@ -113,7 +176,7 @@ class Desktop:
             shot = screen.monitor_under_cursor()
         except Exception as exc:
             log.error("screen capture failed: %s", exc)
-            self.root.bell()
+            self.notice(f"The screen could not be captured: {exc}")
             return
         log.debug("capture: monitor %dx%d at %+d%+d", shot.rect.width, shot.rect.height, shot.rect.left,
                   shot.rect.top)
@@ -124,7 +187,7 @@ class Desktop:
             shot = screen.virtual_desktop()
         except Exception as exc:
             log.error("screen capture failed: %s", exc)
-            self.root.bell()
+            self.notice(f"The screen could not be captured: {exc}")
             return
         monitors = [as_tuple(m) for m in (shot.monitors or (shot.monitor,))]
 

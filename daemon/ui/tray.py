@@ -1,18 +1,25 @@
 """The tray icon: state at a glance (loading, ready, busy, error), a tooltip, and the menu.
 
-Why the menu only calls methods of a `TrayActions` object: pystray's X11 backend
-docks an icon but shows no menu (left click runs the default item only), so the
-actions must be reachable without the menu (tests call them directly), and the
-menu stays a thin list of labels. The icon runs pystray's loop on its own
-thread. pystray's `update_menu` is not thread-safe: we call it only from menu
-callbacks (which run on the tray's thread) and, on Windows, right before the
-menu opens (also the tray's thread). Icon image and tooltip updates are safe
-from other threads in pystray's backends (X11 marshals them to its loop).
+Why the menu only calls methods of a `TrayActions` object: on X11 a tray icon
+has no standard menu (pystray's X11 backend shows none either; a left click
+runs the default item), so the actions must be reachable without the menu
+(tests call them directly), and the menu stays a thin list of labels.
+
+Backends: pystray on Windows (its loop on a thread of its own; `update_menu`
+is not thread-safe, so it is only called from menu callbacks and right before
+the menu opens, both on the tray's thread), and on X11 our own single-threaded
+XEMBED icon (`xtray.py`), because pystray's X11 backend shares one python-xlib
+connection between threads and was seen to hang. State changes come from the
+scheduler's worker thread and go through a queue to an updater thread, so a
+slow or stuck tray host can never hold up the engine.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import sys
 import threading
 from typing import Any, Protocol
 
@@ -113,15 +120,26 @@ def tooltip(status: dict[str, Any]) -> str:
     return text[:TOOLTIP_MAX]
 
 
+def use_xembed() -> bool:
+    """X11 (Linux, BSD): our own single-threaded XEMBED icon (daemon/ui/xtray.py) instead of pystray's."""
+    return sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and bool(os.environ.get("DISPLAY"))
+
+
 class Tray:
-    """The pystray icon on its own thread. `start()` returns once the icon is running."""
+    """The tray icon on its own thread: pystray on Windows (and macOS), our XEMBED icon on X11.
+
+    `start()` returns once the icon exists. On X11 there is no menu (as with pystray's X11
+    backend): a left click asks about the screen, and every action is a TrayActions method.
+    """
 
     def __init__(self, actions: TrayActions) -> None:
         self.actions = actions
         self.state = "loading"
-        self.icon: Any = None
+        self.icon: Any = None  # pystray.Icon, or XTrayIcon on X11
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._updates: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._updater: threading.Thread | None = None
 
     def menu(self) -> Any:
         """The menu (pystray.Menu). Labels that change are callables, re-read on each update_menu."""
@@ -162,47 +180,83 @@ class Tray:
         )
 
     def start(self, timeout: float = 10.0) -> None:
-        """Create the icon and run its loop on a thread of its own (Tk keeps the main thread)."""
-        import pystray  # imported late: on Linux the import itself needs an X display
+        """Create the icon on a thread of its own (Tk keeps the main thread)."""
+        title, image = tooltip({"state": self.state}), draw_icon(self.state)
+        if use_xembed():
+            from .xtray import XTrayIcon
 
-        self.icon = pystray.Icon("qwen-tray", draw_icon(self.state), tooltip({"state": self.state}), self.menu())
-        self._hook_windows_menu()
+            self.icon = XTrayIcon(title, image, on_activate=self.actions.ask_screen)
+            self.icon.start(timeout)
+        else:
+            import pystray  # imported late: it picks its backend at import
 
-        def setup(icon: Any) -> None:
-            icon.visible = True
-            self._ready.set()
+            self.icon = pystray.Icon("qwen-tray", image, title, self.menu())
+            self._hook_windows_menu()
 
-        self._thread = threading.Thread(target=self.icon.run, kwargs={"setup": setup}, name="tray", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            log.warning("the tray icon did not appear within %.0f s (no system tray?)", timeout)
+            def setup(icon: Any) -> None:
+                icon.visible = True
+                self._ready.set()
+
+            self._thread = threading.Thread(target=self.icon.run, kwargs={"setup": setup}, name="tray",
+                                            daemon=True)
+            self._thread.start()
+            if not self._ready.wait(timeout):
+                log.warning("the tray icon did not appear within %.0f s (no system tray?)", timeout)
+        # State changes arrive on the scheduler's worker thread: hand them to a thread of our own, so a
+        # slow tray host can never hold up the engine.
+        self._updater = threading.Thread(target=self._apply_updates, name="tray-updates", daemon=True)
+        self._updater.start()
 
     def set_state(self, state: str, status: dict[str, Any] | None = None) -> None:
-        """New icon and tooltip for a state (any thread)."""
+        """New icon and tooltip for a state (any thread; never blocks)."""
         self.state = state
-        if self.icon is None:
-            return
-        try:
-            self.icon.icon = draw_icon(state)
-            self.icon.title = tooltip({**(status or {}), "state": state})
-        except Exception:  # a tray host that went away must not take the daemon with it
-            log.warning("could not update the tray icon", exc_info=True)
+        self._updates.put((state, dict(status or {})))
+
+    def _apply_updates(self) -> None:
+        while True:
+            item = self._updates.get()
+            if item is None:
+                return
+            while True:  # only the newest state matters
+                try:
+                    newer = self._updates.get_nowait()
+                except queue.Empty:
+                    break
+                if newer is None:
+                    return
+                item = newer
+            state, status = item
+            icon = self.icon
+            if icon is None:
+                continue
+            title, image = tooltip({**status, "state": state}), draw_icon(state)
+            try:
+                if use_xembed():
+                    icon.update(title=title, image=image)
+                else:
+                    icon.title = title
+                    icon.icon = image
+            except Exception:  # a tray host that went away must not take the daemon with it
+                log.warning("could not update the tray icon", exc_info=True)
 
     def refresh_menu_from_tray_thread(self) -> None:
         """Re-read the menu's labels; only ever called on the tray's own thread."""
-        if self.icon is not None and self.icon.HAS_MENU:
+        icon = self.icon
+        if icon is not None and getattr(icon, "HAS_MENU", False):
             try:
-                self.icon.update_menu()
+                icon.update_menu()
             except Exception:
                 log.debug("menu update failed", exc_info=True)
 
     def _hook_windows_menu(self) -> None:
         """Windows: refresh the menu on right-click, on the tray thread, just before pystray shows it."""
+        if sys.platform != "win32":
+            return
         handlers = getattr(self.icon, "_message_handlers", None)
         try:
             from pystray._util import win32  # type: ignore[import-not-found]
         except Exception:
-            return  # not the win32 backend
+            return
         notify = handlers.get(win32.WM_NOTIFY) if isinstance(handlers, dict) else None
         if notify is None:
             return
@@ -215,17 +269,18 @@ class Tray:
         handlers[win32.WM_NOTIFY] = on_notify
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.icon is not None:
-            try:
-                self.icon.visible = False
-                self.icon.stop()
-            except Exception:
-                log.debug("tray stop failed", exc_info=True)
+        """Remove the icon and end its threads."""
+        self._updates.put(None)
+        if self._updater is not None:
+            self._updater.join(timeout)
+        icon, self.icon = self.icon, None
+        if icon is None:
+            return
+        try:
+            icon.stop()
+        except Exception:
+            log.warning("the tray icon did not stop cleanly", exc_info=True)
         if self._thread is not None:
             self._thread.join(timeout)
-        self.icon = None
-
-    @property
-    def window_title(self) -> str:
-        """On X11 the tooltip is the docked window's name (how tests find the icon)."""
-        return str(self.icon.title) if self.icon is not None else ""
+            if self._thread.is_alive():
+                log.warning("the tray thread did not end within %.0f s", timeout)

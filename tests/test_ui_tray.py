@@ -1,0 +1,263 @@
+"""The tray icon docks in a real tray host (trayer on Xvfb) and shows the state; every menu action works."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import tkinter as tk
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from uitools import Recorder, pump, run_while_pumping, settle
+from xvfb import XvfbDisplay
+
+from daemon import capture
+from daemon.config import Config, load_config
+from daemon.hotkey.xlib_backend import XlibHotkeyListener
+from daemon.paths import default_paths
+from daemon.ui.actions import Actions
+from daemon.ui.desktop import Desktop
+from daemon.ui.inbox import TkInbox
+from daemon.ui.tray import COLORS, STATES, TOOLTIP_MAX, Tray, draw_icon, status_line, tooltip
+
+STATUS = {"state": "ready", "model": "Qwen3-VL-4B-Instruct-int4", "demo": False,
+          "placement": {"summary": "language NPU, vision GPU (hybrid)"}}
+
+
+# -- pure parts ---------------------------------------------------------------------------------------------------
+def _share(img: Image.Image, rgb: tuple[int, int, int], tol: int = 40) -> float:
+    px = list(img.convert("RGB").tobytes())
+    px = [tuple(px[i : i + 3]) for i in range(0, len(px), 3)]
+    return sum(all(abs(a - b) <= tol for a, b in zip(p, rgb, strict=True)) for p in px) / len(px)
+
+
+def test_each_state_has_its_own_icon() -> None:
+    icons = {s: draw_icon(s) for s in STATES}
+    assert all(i.size == (64, 64) and i.mode == "RGBA" for i in icons.values())
+    assert len({i.tobytes() for i in icons.values()}) == len(STATES)
+    for state, img in icons.items():
+        own = _share(img, COLORS[state])
+        assert own > 0.05, state  # the state's colour is clearly there...
+        for other in STATES:
+            if other != state:
+                assert _share(img, COLORS[other]) < own / 3, (state, other)  # ...and not another state's
+    assert draw_icon("nonsense").tobytes() == icons["error"].tobytes()
+
+
+def test_tooltip_names_model_devices_and_demo() -> None:
+    t = tooltip(STATUS)
+    assert t == "qwen-tray: ready | Qwen3-VL-4B-Instruct-int4 | language NPU, vision GPU (hybrid)"
+    demo = tooltip({**STATUS, "model": "tiny-qwen3-vl-ov", "demo": True})
+    assert demo.endswith("| demo model")
+    long = tooltip({**STATUS, "model": "M" * 300, "demo": True})
+    assert len(long) <= TOOLTIP_MAX and long.startswith("qwen-tray: ready | MMM") and long.endswith("demo model")
+    assert tooltip({}) == "qwen-tray: loading"
+    assert status_line(STATUS) == "Qwen3-VL-4B-Instruct-int4 on language NPU, vision GPU (hybrid)"
+    assert status_line({"model": "tiny", "demo": True}) == "tiny (demo model)"
+
+
+# -- on the display -------------------------------------------------------------------------------------------
+@pytest.fixture
+def tray_host(ui_display: XvfbDisplay) -> XvfbDisplay:
+    """trayer on the session display (started once; it stays for the session)."""
+    if ui_display.tray is None or ui_display.tray.poll() is not None:
+        ui_display.start_tray()
+        threading.Event().wait(1.0)  # trayer owns the selection a moment before it handles dock requests
+    return ui_display
+
+
+@pytest.fixture
+def app_parts(tk_root: tk.Tk, recorder: Recorder, ui_display: XvfbDisplay) -> Iterator[dict[str, Any]]:
+    """The desktop's Tk-side parts and the Actions object, as daemon.app wires them (real scheduler, real hotkeys)."""
+    inbox = TkInbox(tk_root)
+    desk = Desktop(tk_root, recorder, Config(), post=inbox.post,
+                   clipboard_image=lambda: (Image.new("RGB", (320, 200), (10, 200, 90)), ""))
+    hotkeys = XlibHotkeyListener()
+    hotkeys.register("ask_screen", "ctrl+alt+q", lambda: inbox.post(desk.ask_screen))
+    hotkeys.start()
+    quits: list[str] = []
+    opened: list[Path] = []
+    actions = Actions(inbox, desk, recorder, default_paths(), lambda: quits.append("quit"), hotkeys=hotkeys,
+                      opener=opened.append)
+    yield {"inbox": inbox, "desk": desk, "actions": actions, "hotkeys": hotkeys, "quits": quits, "opened": opened}
+    desk.close_windows()
+    hotkeys.stop()
+    inbox.close()
+
+
+def _ancestor_classes(d: XvfbDisplay, wid: int) -> list[str]:
+    conn = d.xconn()
+    win = conn.create_resource_object("window", wid)
+    out = []
+    root = conn.screen().root.id
+    while win.id != root:
+        cls = win.get_wm_class()
+        out.append(cls[1] if cls else "")
+        win = win.query_tree().parent
+    return out
+
+
+def test_icon_docks_in_the_tray_and_follows_the_state(tray_host: XvfbDisplay, tk_root: tk.Tk,
+                                                      app_parts: dict[str, Any]) -> None:
+    d = tray_host
+    tray = Tray(app_parts["actions"])
+    tray.start()
+    try:
+        assert tray.icon.docked.wait(10), "the tray host did not embed the icon"
+        wid = d.wait_for_window("^qwen-tray: loading$", timeout=10, visible=False)
+        assert "trayer" in _ancestor_classes(d, wid)  # embedded in the tray host's panel (XEMBED)
+        tray.set_state("busy", {**STATUS, "model": "tiny-qwen3-vl-ov", "demo": True})
+        wid = d.wait_for_window(r"^qwen-tray: busy \| tiny-qwen3-vl-ov \| .*demo model$", timeout=10, visible=False)
+        x, y, w, h = d.window_geometry(wid)
+        assert w >= 16 and h >= 16
+        for _ in range(100):  # the icon's thread redraws asynchronously
+            drawn = capture.region(capture.Rect(x, y, w, h)).image
+            if _share(drawn, COLORS["busy"], 60) > 0.03:
+                break
+            threading.Event().wait(0.05)
+        assert _share(drawn, COLORS["busy"], 60) > 0.03  # the busy colour is what the tray shows
+        tray.set_state("error", {"state": "error"})
+        d.wait_for_window("^qwen-tray: error$", timeout=10, visible=False)
+        # A left click is the default action: ask about the screen.
+        desk: Desktop = app_parts["desk"]
+        run_while_pumping(tk_root, ["xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1"],
+                          d.env())
+        pump(tk_root, lambda: desk.popup is not None, 10, "the popup after a click on the icon")
+    finally:
+        tray.stop()
+    assert d.run("xdotool", "search", "--name", "^qwen-tray: ", check=False) == ""
+
+
+def test_menu_lists_every_action_and_calls_it(tray_host: XvfbDisplay, tk_root: tk.Tk,
+                                              app_parts: dict[str, Any]) -> None:
+    import pystray
+
+    actions: Actions = app_parts["actions"]
+    menu = Tray(actions).menu()
+    labels = [str(i.text) for i in menu.items if i is not pystray.Menu.SEPARATOR]
+    assert labels == [
+        "Ask about screen", "Ask about region", "Ask about clipboard image", "Clear conversation",
+        "tiny-qwen3-vl-ov on CPU (CPU) (demo model)", "Pause hotkeys", "Start at login", "Open config",
+        "Open log folder", "Reload model", "Quit",
+    ]
+    by_label = {str(i.text): i for i in menu.items}
+    assert by_label["Ask about screen"].default  # what a left click (X11: the only click) does
+    assert not by_label["tiny-qwen3-vl-ov on CPU (CPU) (demo model)"].enabled
+    assert by_label["Pause hotkeys"].checked is False
+    by_label["Pause hotkeys"](None)
+    assert app_parts["hotkeys"].paused and by_label["Pause hotkeys"].checked is True
+    by_label["Pause hotkeys"](None)
+    assert not app_parts["hotkeys"].paused
+    by_label["Quit"](None)
+    assert app_parts["quits"] == ["quit"]
+
+
+def test_ask_actions_from_another_thread_open_the_popup_and_overlay(
+        tk_root: tk.Tk, app_parts: dict[str, Any], ui_display: XvfbDisplay) -> None:
+    actions: Actions = app_parts["actions"]
+    desk: Desktop = app_parts["desk"]
+    threading.Thread(target=actions.ask_screen).start()  # the tray's thread, in real life
+    pump(tk_root, lambda: desk.popup is not None, 10, "the popup")
+    assert desk.popup is not None and desk.popup.image.size == (1920, 1080)
+    desk.popup.ask("hello")
+    pump(tk_root, lambda: desk.popup is not None and desk.popup.state == "done", 60, "the answer")
+    threading.Thread(target=actions.clear_conversation).start()
+    pump(tk_root, lambda: desk.popup is not None and desk.popup.answer_text() == "", 10, "the clear")
+    threading.Thread(target=actions.ask_region).start()
+    pump(tk_root, lambda: desk.region is not None, 10, "the region overlay")
+    assert desk.popup is None  # our popup went away before the capture
+    desk.region.cancel()
+    threading.Thread(target=actions.ask_clipboard).start()
+    pump(tk_root, lambda: desk.popup is not None, 10, "the clipboard popup")
+    assert desk.popup is not None and desk.popup.image.size == (320, 200)
+
+
+def test_hotkey_pause_from_the_menu_stops_the_real_hotkey(tk_root: tk.Tk, app_parts: dict[str, Any],
+                                                          ui_display: XvfbDisplay) -> None:
+    actions: Actions = app_parts["actions"]
+    desk: Desktop = app_parts["desk"]
+    actions.toggle_pause()
+    assert actions.paused
+    run_while_pumping(tk_root, ["xdotool", "key", "ctrl+alt+q"], ui_display.env())
+    settle(tk_root, 0.5)
+    assert desk.popup is None
+    actions.toggle_pause()
+    run_while_pumping(tk_root, ["xdotool", "key", "ctrl+alt+q"], ui_display.env())
+    pump(tk_root, lambda: desk.popup is not None, 10, "the popup after resuming")
+
+
+def test_clipboard_without_an_image_shows_a_notice(tk_root: tk.Tk, recorder: Recorder) -> None:
+    inbox = TkInbox(tk_root)
+    desk = Desktop(tk_root, recorder, Config(), post=inbox.post,
+                   clipboard_image=lambda: (None, "the clipboard holds no image (copy an image first)"))
+    desk.ask_clipboard()
+    pump(tk_root, lambda: desk._notice is not None, 10, "the notice")
+    assert desk.popup is None
+    assert desk._notice.text == "The clipboard holds no image (copy an image first)."
+    inbox.close()
+
+
+def test_file_actions(app_parts: dict[str, Any]) -> None:
+    actions: Actions = app_parts["actions"]
+    paths = default_paths()
+    assert not paths.config_file.exists()
+    actions.open_config()
+    assert app_parts["opened"] == [paths.config_file]
+    assert load_config(paths.config_file) == Config()  # a valid file with the defaults
+    paths.config_file.write_text('[ui]\nshow_tray = false\n')
+    actions.open_config()  # an existing config is opened, never overwritten
+    assert paths.config_file.read_text() == '[ui]\nshow_tray = false\n'
+    actions.open_log_folder()
+    assert app_parts["opened"][-1] == paths.log_dir and paths.log_dir.is_dir()
+
+
+def test_open_path_uses_the_desktop_opener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linux: xdg-open. A stand-in xdg-open on PATH records what it was asked to open."""
+    from daemon.ui.actions import open_path
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "opened.txt"
+    script = bindir / "xdg-open"
+    script.write_text(f'#!/bin/sh\necho "$1" >> {log}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    open_path(tmp_path)
+    subprocess.run(["sh", "-c", "sleep 0"], check=True)
+    for _ in range(100):
+        if log.exists():
+            break
+        threading.Event().wait(0.05)
+    assert log.read_text().strip() == str(tmp_path)
+
+
+def test_autostart_toggle(app_parts: dict[str, Any]) -> None:
+    from daemon import autostart
+
+    actions: Actions = app_parts["actions"]
+    assert actions.autostart_state() == (False, "")
+    actions.toggle_autostart()
+    st = autostart.status()
+    assert st.enabled and Path(st.where).is_file()
+    assert actions.autostart_state() == (True, "")
+    actions.toggle_autostart()
+    assert not autostart.status().enabled and actions.autostart_state() == (False, "")
+
+
+def test_reload_model_and_status(app_parts: dict[str, Any], recorder: Recorder) -> None:
+    actions: Actions = app_parts["actions"]
+    loads = recorder.scheduler.loads
+    t = actions.reload_model()
+    assert t is not None
+    t.join(30)
+    deadline = threading.Event()
+    for _ in range(600):
+        if recorder.scheduler.loads == loads + 1 and recorder.scheduler.status()["state"] == "ready":
+            break
+        deadline.wait(0.05)
+    assert recorder.scheduler.loads == loads + 1
+    st = actions.status()
+    assert st["model"] == "tiny-qwen3-vl-ov" and st["demo"] is True and st["state"] == "ready"
