@@ -1,0 +1,222 @@
+"""`qwen-tray run` with a display, end to end: the real app in a subprocess on Xvfb (with trayer), driven by xdotool.
+
+How the test sees what the popup does without putting screen content on disk: the popup's state is in its
+window title ("qwen-tray - done"), the answer is read back from the X clipboard after Ctrl+C (the user's own
+path), and at log level DEBUG the app logs metadata only: request numbers, message counts, image sizes and
+answer lengths, never the question, the answer or pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import qwen_tray_cmd
+from xvfb import XvfbDisplay
+
+from daemon.paths import default_paths
+
+QUESTION = "What does this error mean"
+FAKE_APP = r"""
+import tkinter as tk
+r = tk.Tk(); r.title("build log"); r.geometry("760x330+120+110"); r.configure(bg="#1e1e1e")
+t = tk.Text(r, bg="#1e1e1e", fg="#d4d4d4", font=("DejaVu Sans Mono", 11), borderwidth=0, padx=12, pady=10)
+t.insert("end", "$ python -m app --config settings.toml\nTraceback (most recent call last):\n"
+         "  File \"app/__main__.py\", line 12, in <module>\n    main()\n"
+         "  File \"app/config.py\", line 40, in load\n    with open(path) as f:\n"
+         "FileNotFoundError: [Errno 2] No such file or directory: 'settings.toml'\n$ ")
+t.pack(fill="both", expand=True); r.mainloop()
+"""
+
+
+def wait_until(cond, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+class App:
+    """The app as a subprocess, its log file, and helpers to wait for log lines."""
+
+    def __init__(self, d: XvfbDisplay, config: str, env_extra: dict[str, str] | None = None) -> None:
+        self.paths = default_paths()
+        self.paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+        self.paths.config_file.write_text(config)
+        env = d.env(**(env_extra or {}))
+        self.proc = subprocess.Popen([*qwen_tray_cmd(), "run"], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def log(self) -> str:
+        try:
+            return self.paths.log_file.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern: str, timeout: float = 60.0, count: int = 1) -> list[str]:
+        def found() -> bool:
+            assert self.proc.poll() is None or count == 0, f"the app exited early:\n{self.log()[-3000:]}"
+            return len(re.findall(pattern, self.log(), re.MULTILINE)) >= count
+
+        wait_until(found, timeout, f"/{pattern}/ in the log")
+        return re.findall(pattern, self.log(), re.MULTILINE)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            if self.proc.stderr:
+                self.proc.stderr.close()
+
+
+@pytest.fixture
+def fake_app(xvfb_tray: XvfbDisplay):  # noqa: ANN201
+    xvfb_tray.set_root_color((38, 64, 96))
+    p = subprocess.Popen([sys.executable, "-c", FAKE_APP], env=xvfb_tray.env())
+    xvfb_tray.wait_for_window("^build log$", timeout=15)
+    yield p
+    p.terminate()
+    p.wait(5)
+
+
+def clipboard(d: XvfbDisplay) -> str:
+    return subprocess.run(["xclip", "-o", "-selection", "clipboard"], env=d.env(), capture_output=True, text=True,
+                          timeout=10, check=True).stdout
+
+
+def test_hotkeys_popup_region_tray_and_clean_stop(xvfb_tray: XvfbDisplay, fake_app: object,
+                                                  artifacts_dir: Path) -> None:
+    d = xvfb_tray
+    app = App(d, '[log]\nlevel = "DEBUG"\n[generation]\nmax_new_tokens = 40\n')
+    try:
+        app.wait_log(r"desktop ready")
+        app.wait_log(r"model tiny-qwen3-vl-ov ready")
+        # The tray icon is docked in trayer and its name (the tooltip) says ready, with the demo model.
+        d.wait_for_window(r"^qwen-tray: ready \| tiny-qwen3-vl-ov \| CPU \(CPU\) \| demo model$", 15, visible=False)
+        tree = d.run("xwininfo", "-tree", "-root", check=False, timeout=10)
+        panel = tree.split('"panel": ("panel" "trayer")')[1]
+        assert "qwen-tray: ready" in panel.split('"trayer"')[0]  # nested under trayer's panel
+
+        # Hotkey -> capture of the monitor under the cursor -> popup with the focus in the question box.
+        d.xdotool("mousemove", "400", "250")
+        d.xdotool("key", "ctrl+alt+q")
+        d.wait_for_window("^qwen-tray - ready$", 15)
+        app.wait_log(r"popup: image 1920x1080")
+        d.xdotool("type", "--delay", "10", QUESTION)
+        d.xdotool("key", "Return")
+        d.wait_for_window("^qwen-tray - done$", 60)
+        lines = app.wait_log(r"popup: request (\d+) (?:stop|length), (\d+) characters")
+        chars = int(lines[-1][1])
+        assert chars > 0
+        assert re.search(r"popup: request \d+, 1 message\(s\), image 1920x1080", app.log())
+        d.screenshot(artifacts_dir / "app-popup.png")
+
+        # Ctrl+C puts the answer on the X clipboard; it is what the popup showed (same length as logged).
+        d.xdotool("key", "ctrl+c")
+        wait_until(lambda: len(clipboard(d)) == chars, 10, "the answer on the clipboard")
+
+        # A follow-up continues the conversation: user, assistant, user.
+        d.xdotool("type", "and how do I fix it?")
+        d.xdotool("key", "Return")
+        app.wait_log(r"popup: request \d+, 3 message\(s\)")
+        app.wait_log(r"popup: request (\d+) (?:stop|length), (\d+) characters", count=2)
+
+        # Esc closes the popup.
+        d.xdotool("key", "Escape")
+        wait_until(lambda: d.run("xdotool", "search", "--onlyvisible", "--name", "^qwen-tray - ",
+                                 check=False) == "", 10, "the popup to close")
+
+        # Region hotkey: drag a rectangle; the popup gets exactly that many pixels; the engine gets that image.
+        d.xdotool("key", "ctrl+alt+r")
+        d.wait_for_window("^qwen-tray region$", 15)
+        d.xdotool("mousemove", "140", "150", "mousedown", "1")
+        d.xdotool("mousemove", "400", "300")
+        d.xdotool("mousemove", "700", "330")
+        time.sleep(0.3)
+        d.screenshot(artifacts_dir / "app-region.png")
+        d.xdotool("mouseup", "1")
+        d.wait_for_window("^qwen-tray - ready$", 15)
+        app.wait_log(r"region: selected 560x180 at \+140\+150")
+        app.wait_log(r"popup: image 560x180")
+        d.xdotool("key", "Return")
+        app.wait_log(r"popup: request \d+, 1 message\(s\), image 560x180")
+        d.wait_for_window("^qwen-tray - done$", 60)
+        d.screenshot(artifacts_dir / "app-popup-region.png")
+        d.xdotool("key", "Escape")
+
+        # Region hotkey, then Esc: nothing is sent.
+        requests = len(re.findall(r"popup: request \d+, ", app.log()))
+        d.xdotool("key", "ctrl+alt+r")
+        d.wait_for_window("^qwen-tray region$", 15)
+        d.xdotool("key", "Escape")
+        app.wait_log(r"region: cancelled")
+        time.sleep(0.5)
+        assert d.run("xdotool", "search", "--onlyvisible", "--name", "^qwen-tray( -| region)", check=False) == ""
+        assert len(re.findall(r"popup: request \d+, ", app.log())) == requests
+
+        # Privacy: the log has metadata only, even at DEBUG.
+        log = app.log()
+        assert QUESTION not in log and "how do I fix it" not in log
+    finally:
+        code = app.stop(signal.SIGTERM)
+    assert code == 0, app.log()[-3000:]
+    log = app.log()
+    assert "desktop stopped" in log and "daemon.service: stopped" in log
+    assert not app.paths.connection_file.exists()
+
+
+def test_qwen_tray_stop_ends_the_desktop_app(xvfb_tray: XvfbDisplay) -> None:
+    app = App(xvfb_tray, "")
+    try:
+        app.wait_log(r"desktop ready")
+        assert json.loads(app.paths.connection_file.read_text())["pid"] == app.proc.pid
+        out = subprocess.run([*qwen_tray_cmd(), "stop"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert app.proc.wait(30) == 0
+    finally:
+        app.stop()
+    assert "desktop stopped" in app.log()
+    assert not app.paths.connection_file.exists()
+
+
+def test_ctrl_c_ends_the_desktop_app(xvfb_tray: XvfbDisplay) -> None:
+    app = App(xvfb_tray, "")
+    try:
+        app.wait_log(r"desktop ready")
+        app.proc.send_signal(signal.SIGINT)
+        assert app.proc.wait(30) == 0
+    finally:
+        app.stop()
+    assert "desktop stopped" in app.log()
+
+
+def test_without_a_display_it_says_so_once_and_serves_headless(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    paths = default_paths()
+    proc = subprocess.Popen([*qwen_tray_cmd(), "run"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: paths.connection_file.exists(), 60, "the connection file")
+        out = subprocess.run([*qwen_tray_cmd(), "status", "--json"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate(timeout=10)
+    log = paths.log_file.read_text()
+    assert log.count("there is no display ($DISPLAY is not set): serving headless") == 1
+    assert "desktop ready" not in log
