@@ -148,8 +148,8 @@ class DesktopApp:
         """Scheduler state changed (any thread): new tray icon and tooltip."""
         if self.tray is not None:
             status = self._status()
-            if self.hotkey_problems and state == "ready":
-                status.setdefault("note", self.hotkey_problems[0])
+            if self.hotkey_problems:  # e.g. "hotkey ctrl+alt+q (ask_screen) is already taken by another program"
+                status["note"] = self.hotkey_problems[0]
             self.tray.set_state(state, status)
 
     # -- signals --------------------------------------------------------------------------------------------
@@ -187,6 +187,8 @@ class DesktopApp:
         try:
             self.start_tray()
             self.start_hotkeys()
+            if self.hotkey_problems:
+                self._on_state(self._status().get("state", "loading"))  # show the problem in the tooltip
             log.info("desktop ready")
             self.inbox.drain()  # anything posted before the loop ran
             if not self._quitting.is_set():

@@ -177,24 +177,42 @@ def test_hotkeys_popup_region_tray_and_clean_stop(xvfb_tray: XvfbDisplay, fake_a
     assert not app.paths.connection_file.exists()
 
 
-def test_qwen_tray_stop_ends_the_desktop_app(xvfb_tray: XvfbDisplay) -> None:
-    app = App(xvfb_tray, "")
+def test_a_taken_hotkey_is_reported_and_the_rest_works_then_qwen_tray_stop(xvfb_tray: XvfbDisplay) -> None:
+    from Xlib import XK, X
+    from Xlib import display as xdisplay
+
+    d = xvfb_tray
+    other = xdisplay.Display(d.display)  # "another program" holding ctrl+alt+q
+    keycode = other.keysym_to_keycode(XK.string_to_keysym("q"))
+    for extra in (0, X.LockMask, X.Mod2Mask, X.LockMask | X.Mod2Mask):
+        other.screen().root.grab_key(keycode, X.ControlMask | X.Mod1Mask | extra, True, X.GrabModeAsync,
+                                     X.GrabModeAsync)
+    other.sync()
+    app = App(d, "")
     try:
         app.wait_log(r"desktop ready")
+        assert "ctrl+alt+q (ask_screen) is already taken" in app.log()
+        d.wait_for_window(r"^qwen-tray: .*ctrl\+alt\+q \(ask_screen\) is already taken", 30, visible=False)
+        d.xdotool("key", "ctrl+alt+r")  # the other hotkey still works
+        d.wait_for_window("^qwen-tray region$", 15)
+        d.xdotool("key", "Escape")
         assert json.loads(app.paths.connection_file.read_text())["pid"] == app.proc.pid
         out = subprocess.run([*qwen_tray_cmd(), "stop"], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert app.proc.wait(30) == 0
     finally:
         app.stop()
+        other.close()
     assert "desktop stopped" in app.log()
     assert not app.paths.connection_file.exists()
 
 
-def test_ctrl_c_ends_the_desktop_app(xvfb_tray: XvfbDisplay) -> None:
-    app = App(xvfb_tray, "")
+def test_tray_can_be_hidden_and_ctrl_c_ends_the_app(xvfb_tray: XvfbDisplay) -> None:
+    app = App(xvfb_tray, "[ui]\nshow_tray = false\n")
     try:
         app.wait_log(r"desktop ready")
+        assert "tray icon hidden (ui.show_tray = false)" in app.log()
+        assert xvfb_tray.run("xdotool", "search", "--name", "^qwen-tray: ", check=False) == ""
         app.proc.send_signal(signal.SIGINT)
         assert app.proc.wait(30) == 0
     finally:

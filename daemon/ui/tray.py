@@ -111,7 +111,7 @@ def tooltip(status: dict[str, Any]) -> str:
     placement = status.get("placement") or {}
     where = placement.get("summary", "") if isinstance(placement, dict) else ""
     head = f"qwen-tray: {state}"  # ASCII only: on X11 this is the icon window's Latin-1 WM_NAME
-    parts = [p for p in (model, where) if p]
+    parts = [p for p in (model, where, str(status.get("note") or "")) if p]
     body = (" | " + " | ".join(parts)) if parts else ""
     text = (head + body + demo).encode("ascii", "replace").decode("ascii")
     if len(text) > TOOLTIP_MAX:
