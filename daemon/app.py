@@ -79,8 +79,11 @@ class DesktopApp:
         self.cfg = cfg
         self.root = root
         self.inbox = TkInbox(self.root)
+        from .ui.history import history_file
+
         self.desktop = Desktop(self.root, service.scheduler, cfg, post=self.inbox.post,
-                               clipboard_image=_clipboard_reader())
+                               clipboard_image=_clipboard_reader(),
+                               history_path=history_file(paths.models_dir.parent))
         self.hotkeys: Any = None
         self.hotkey_problems: list[str] = []
         self.tray: Any = None

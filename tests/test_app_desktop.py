@@ -169,6 +169,7 @@ def test_hotkeys_popup_region_tray_and_clean_stop(xvfb_tray: XvfbDisplay, fake_a
         # Privacy: the log has metadata only, even at DEBUG.
         log = app.log()
         assert QUESTION not in log and "how do I fix it" not in log
+        assert not (app.paths.models_dir.parent / "history.jsonl").exists()  # ui.history is off by default
     finally:
         code = app.stop(signal.SIGTERM)
     assert code == 0, app.log()[-3000:]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import tkinter as tk
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 from uitools import Recorder, pump, run_while_pumping, settle
@@ -179,3 +181,26 @@ def test_busy_or_stopping_scheduler_shows_an_error(tk_root: tk.Tk, recorder: Rec
     assert popup.state == "error"
     assert "Busy" in popup.status.cget("text")
     assert popup.win.title() == "qwen-tray - error"
+
+
+def test_history_is_off_by_default_and_opt_in_writes_private_json_lines(tk_root: tk.Tk, recorder: Recorder,
+                                                                        tmp_path: Path) -> None:
+    from daemon.config import Config
+    from daemon.ui.desktop import popup_settings
+
+    path = tmp_path / "data" / "history.jsonl"
+    off = popup_settings(Config(), path)
+    assert off.history is None
+    cfg = Config()
+    cfg.ui.history = True
+    on = popup_settings(cfg, path)
+    on.options = GenerationOptions(max_new_tokens=20)
+    popup = AnswerPopup(tk_root, recorder, picture(), (0, 0, 10, 10), (0, 0, 1920, 1080), on)
+    popup.ask("what is this?")
+    pump(tk_root, lambda: popup.state == "done", 60, "the answer")
+    (line,) = path.read_text(encoding="utf-8").splitlines()
+    entry = json.loads(line)
+    assert entry["question"] == "what is this?" and entry["answer"] == popup._turns[-1].answer
+    assert entry["image"] == {"width": 640, "height": 400} and entry["finish_reason"] in ("stop", "length")
+    assert path.stat().st_mode & 0o777 == 0o600
+    popup.close()

@@ -15,6 +15,7 @@ import logging
 import threading
 import tkinter as tk
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -23,6 +24,7 @@ from .. import capture as screen
 from ..config import Config
 from ..engine.base import GenerationOptions
 from .geometry import Rect
+from .history import History
 from .popup import AnswerPopup, PopupSettings, Submitter
 from .region import RegionSelector
 
@@ -69,13 +71,14 @@ def as_tuple(r: screen.Rect) -> Rect:
     return r.left, r.top, r.width, r.height
 
 
-def popup_settings(cfg: Config) -> PopupSettings:
+def popup_settings(cfg: Config, history_path: Path | None = None) -> PopupSettings:
     g = cfg.generation
     return PopupSettings(
         default_prompt=cfg.ui.default_prompt,
         presets=list(cfg.ui.presets),
         options=GenerationOptions(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p,
                                   stop=tuple(g.stop)),
+        history=History(history_path) if cfg.ui.history and history_path is not None else None,
     )
 
 
@@ -84,12 +87,12 @@ class Desktop:
 
     def __init__(self, root: tk.Tk, submitter: Submitter, cfg: Config,
                  post: Callable[..., None] | None = None,
-                 clipboard_image: ClipboardReader | None = None) -> None:
+                 clipboard_image: ClipboardReader | None = None, history_path: Path | None = None) -> None:
         """`post(fn, *args)` runs fn on the Tk thread from any thread (TkInbox.post); `clipboard_image()` returns
-        (image or None, reason)."""
+        (image or None, reason); `history_path` is used only when `ui.history` is on."""
         self.root = root
         self.submitter = submitter
-        self.settings = popup_settings(cfg)
+        self.settings = popup_settings(cfg, history_path)
         self._post = post or (lambda fn, *args: root.after_idle(fn, *args))
         self._clipboard_image = clipboard_image
         self.popup: AnswerPopup | None = None

@@ -27,6 +27,7 @@ from ..engine.base import GenerationOptions, GenerationResult, Message
 from ..jobs import Busy, Job
 from . import markdown
 from .geometry import Rect, place_popup
+from .history import History
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class PopupSettings:
     default_prompt: str = "Describe what is on the screen."
     presets: list[str] = field(default_factory=list)
     options: GenerationOptions = field(default_factory=GenerationOptions)
+    history: History | None = None  # only when the user turned on `ui.history`
 
 
 class AnswerPopup:
@@ -363,6 +365,11 @@ class AnswerPopup:
             text += " \u00b7 demo model: answers are noise"
         if turn.answer and turn.message is not None:
             self._history += [turn.message, Message("assistant", turn.answer)]
+            if self._settings.history is not None:
+                try:
+                    self._settings.history.record(turn.question, turn.answer, result.finish_reason, self.image.size)
+                except OSError as exc:
+                    log.warning("could not write the history file: %s", exc)
         else:
             self._turns.remove(turn)  # nothing was said: forget the question too
         log.debug("popup: request %d %s, %d characters, %d tokens", self._live.seq if self._live else 0,
