@@ -214,6 +214,11 @@ def test_tray_can_be_hidden_and_ctrl_c_ends_the_app(xvfb_tray: XvfbDisplay) -> N
         app.wait_log(r"desktop ready")
         assert "tray icon hidden (ui.show_tray = false)" in app.log()
         assert xvfb_tray.run("xdotool", "search", "--name", "^qwen-tray: ", check=False) == ""
+        # One instance per user session: a second `run` says so and exits; the first is untouched.
+        second = subprocess.run([*qwen_tray_cmd(), "run"], env=xvfb_tray.env(), capture_output=True, text=True,
+                                timeout=60)
+        assert second.returncode == 1 and "already running" in second.stderr
+        assert app.proc.poll() is None
         app.proc.send_signal(signal.SIGINT)
         assert app.proc.wait(30) == 0
     finally:

@@ -156,6 +156,14 @@ def test_ctrl_c_with_a_selection_copies_the_selection(tk_root: tk.Tk, recorder: 
     popup.question.tag_add("sel", "1.0", "1.5")
     type_keys(tk_root, ui_display, "key", "ctrl+c")
     assert run_while_pumping(tk_root, ["xclip", "-o", "-selection", "clipboard"], ui_display.env()) == "hello"
+    # A selection in the answer (focus still in the question box) is what Ctrl+C copies.
+    popup.question.tag_remove("sel", "1.0", "end")
+    popup.ask("")
+    pump(tk_root, lambda: popup.state == "done", 60, "the answer")
+    popup.answer.tag_add("sel", "1.0", "1.3")
+    expected = popup.answer.get("1.0", "1.3")
+    type_keys(tk_root, ui_display, "key", "ctrl+c")
+    assert run_while_pumping(tk_root, ["xclip", "-o", "-selection", "clipboard"], ui_display.env()) == expected
 
 
 def test_escape_closes_and_cancels(tk_root: tk.Tk, recorder: Recorder, ui_display: XvfbDisplay) -> None:

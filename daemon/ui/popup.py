@@ -214,12 +214,13 @@ class AnswerPopup:
         return "break"
 
     def _on_ctrl_c(self, event: tk.Event) -> str | None:
-        widget = event.widget
-        try:
-            if widget.tag_ranges("sel"):
-                return None  # a selection: the widget's own Copy binding copies it
-        except tk.TclError:
-            pass
+        """A selection in the focused box: copy it (Tk's own binding). Else a selection in the answer: copy
+        that. Else the whole latest answer."""
+        if event.widget.tag_ranges("sel"):
+            return None
+        if self.answer.tag_ranges("sel"):
+            self._to_clipboard(self.answer.get("sel.first", "sel.last"))
+            return "break"
         self.copy_answer()
         return "break"
 
@@ -271,11 +272,15 @@ class AnswerPopup:
         if not text:
             self.win.bell()
             return ""
+        self._to_clipboard(text)
+        return text
+
+    def _to_clipboard(self, text: str) -> None:
+        # The root (alive as long as the app) owns the X selection, so the text outlives this popup.
         self.root.clipboard_clear()
         self.root.clipboard_append(text)
         log.debug("popup: copied %d characters", len(text))
         self._flash(f"Copied {len(text)} characters.")
-        return text
 
     def clear(self) -> None:
         """Forget the conversation (the image stays): the next question starts afresh."""
