@@ -72,6 +72,7 @@ class DesktopApp:
         """`service` is started (its scheduler exists); `root` is the withdrawn Tk root of this thread."""
         from .ui.actions import Actions
         from .ui.desktop import Desktop
+        from .ui.history import history_file
         from .ui.inbox import TkInbox
 
         self.service = service
@@ -79,8 +80,6 @@ class DesktopApp:
         self.cfg = cfg
         self.root = root
         self.inbox = TkInbox(self.root)
-        from .ui.history import history_file
-
         self.desktop = Desktop(self.root, service.scheduler, cfg, post=self.inbox.post,
                                clipboard_image=_clipboard_reader(),
                                history_path=history_file(paths.models_dir.parent))
@@ -193,7 +192,7 @@ class DesktopApp:
             if self.hotkey_problems:
                 self._on_state(self._status().get("state", "loading"))  # show the problem in the tooltip
             log.info("desktop ready")
-            self.inbox.drain()  # anything posted before the loop ran
+            self.root.after_idle(self.inbox.drain)  # anything posted before the loop runs (Windows wake-ups)
             if not self._quitting.is_set():
                 self.root.mainloop()
         finally:
