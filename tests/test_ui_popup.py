@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import tkinter as tk
 from pathlib import Path
 
@@ -212,3 +213,38 @@ def test_history_is_off_by_default_and_opt_in_writes_private_json_lines(tk_root:
     assert entry["image"] == {"width": 640, "height": 400} and entry["finish_reason"] in ("stop", "length")
     assert path.stat().st_mode & 0o777 == 0o600
     popup.close()
+
+
+def test_queued_state_while_another_request_runs(tk_root: tk.Tk, recorder: Recorder) -> None:
+    """A popup question waits behind the running request (the queue is visible), then streams."""
+    from daemon.jobs import Job
+
+    class Sink:
+        def __init__(self) -> None:
+            self.started = threading.Event()
+            self.done = threading.Event()
+
+        def on_start(self) -> None:
+            self.started.set()
+
+        def on_chunk(self, text: str) -> None:
+            pass
+
+        def on_done(self, result: object, queue_ms: float, demo: bool) -> None:
+            self.done.set()
+
+        def on_error(self, code: str, message: str, partial_text: str) -> None:
+            self.done.set()
+
+    from daemon.engine.base import Message
+
+    sink = Sink()
+    background = Job([Message("user", "long")], GenerationOptions(max_new_tokens=3000), sink, "background", "ipc")
+    recorder.scheduler.submit(background)
+    assert sink.started.wait(30)
+    popup = open_popup(tk_root, recorder)
+    popup.ask("my turn")
+    assert popup.state == "queued" and popup.win.title() == "qwen-tray - queued"
+    recorder.scheduler.cancel(background)
+    pump(tk_root, lambda: popup.state == "done", 60, "the popup's answer")
+    assert sink.done.is_set()
