@@ -261,3 +261,31 @@ def test_reload_model_and_status(app_parts: dict[str, Any], recorder: Recorder) 
     assert recorder.scheduler.loads == loads + 1
     st = actions.status()
     assert st["model"] == "tiny-qwen3-vl-ov" and st["demo"] is True and st["state"] == "ready"
+
+
+def test_icon_docks_when_the_tray_host_starts_later_and_again_after_it_restarts(xvfb_display: XvfbDisplay) -> None:
+    """Login order is not guaranteed: an icon started before the panel docks once the panel appears."""
+    from daemon.ui.xtray import XTrayIcon
+
+    d = xvfb_display
+    icon = XTrayIcon("qwen-tray: ready", draw_icon("ready"), display_name=d.display)
+    icon.start()
+    try:
+        assert not icon.docked.wait(0.5)  # no tray host yet
+        d.start_tray()
+        assert icon.docked.wait(15), "the icon did not dock when the tray host started"
+        assert "trayer" in _ancestor_classes(d, icon.window_id)
+        # The panel dies and comes back (a desktop session restart): the icon docks again.
+        assert d.tray is not None
+        d.tray.terminate()
+        d.tray.wait(5)
+        for _ in range(100):
+            if not icon.docked.is_set():
+                break
+            threading.Event().wait(0.05)
+        assert not icon.docked.is_set()  # it noticed the tray went away
+        d.start_tray()
+        assert icon.docked.wait(15), "the icon did not dock again"
+        assert "trayer" in _ancestor_classes(d, icon.window_id)
+    finally:
+        icon.stop()
