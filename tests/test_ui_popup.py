@@ -248,3 +248,26 @@ def test_queued_state_while_another_request_runs(tk_root: tk.Tk, recorder: Recor
     recorder.scheduler.cancel(background)
     pump(tk_root, lambda: popup.state == "done", 60, "the popup's answer")
     assert sink.done.is_set()
+
+
+def test_a_failed_request_shows_its_error_and_the_popup_stays_usable(tk_root: tk.Tk) -> None:
+    """The scheduler ends a request past its time limit with `timeout`: the popup says so, keeps the partial
+    text out of the conversation, and the next question works."""
+    from uitools import make_scheduler
+
+    scheduler = make_scheduler(request_timeout_s=0.3)
+    try:
+        rec = Recorder(scheduler)
+        popup = open_popup(tk_root, rec, max_new_tokens=100000)
+        popup.ask("never stop")
+        pump(tk_root, lambda: popup.state in ("error", "done"), 60, "the failure")
+        assert popup.state == "error", popup.status.cget("text")
+        assert popup.status.cget("text").startswith("Error: the request ran longer than the limit")
+        assert popup.win.title() == "qwen-tray - error"
+        assert popup.stop_button.cget("state") == "disabled"
+        popup._settings.options = GenerationOptions(max_new_tokens=5)
+        popup.ask("short question")
+        pump(tk_root, lambda: popup.state == "done", 60, "the next answer")
+        assert [(m.role, m.text) for m in rec.jobs[-1].messages] == [("user", "short question")]
+    finally:
+        scheduler.stop()
