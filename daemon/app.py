@@ -17,6 +17,7 @@ Shutdown (tray Quit, SIGTERM, Ctrl+C): Tk leaves its loop, our windows close
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -248,5 +249,10 @@ def run_desktop(service: Any, paths: Paths, cfg: Config) -> int:
     except BaseException:
         root.destroy()  # e.g. a second instance: leave nothing behind
         raise
-    DesktopApp(service, paths, cfg, root).run()
+    app = DesktopApp(service, paths, cfg, root)
+    app.run()
+    # Free Tk's objects here, on the Tk thread: a Tk interpreter collected later on another thread makes Tcl
+    # abort the process.
+    del app, root
+    gc.collect()
     return 0

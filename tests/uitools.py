@@ -6,6 +6,8 @@ Import as a top-level module (``tests/`` is on sys.path, like ``xvfb``).
 
 from __future__ import annotations
 
+import gc
+import os
 import subprocess
 import time
 import tkinter as tk
@@ -109,12 +111,36 @@ def ui_display() -> Iterator[XvfbDisplay]:
         yield d
 
 
-@pytest.fixture
-def tk_root(ui_display: XvfbDisplay, monkeypatch: pytest.MonkeyPatch) -> Iterator[tk.Tk]:
-    monkeypatch.setenv("DISPLAY", ui_display.display)
-    root = tk.Tk()
+@pytest.fixture(scope="session")
+def _session_root(ui_display: XvfbDisplay) -> Iterator[tk.Tk]:
+    """One Tk interpreter for the whole session, created and finally freed on the main thread.
+
+    Why: a Tk interpreter freed by the garbage collector on another thread (the engine's
+    worker, say) makes Tcl abort the process; a root per test leaves exactly such garbage.
+    """
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = ui_display.display
+    try:
+        root = tk.Tk()
+    finally:
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
     root.withdraw()
+    yield root
+    root.destroy()
+
+
+@pytest.fixture
+def tk_root(_session_root: tk.Tk, ui_display: XvfbDisplay, monkeypatch: pytest.MonkeyPatch) -> Iterator[tk.Tk]:
+    """The session's Tk root, clean: no windows and no timers are left over from an earlier test."""
+    monkeypatch.setenv("DISPLAY", ui_display.display)
+    root = _session_root
     yield root
     for w in root.winfo_children():
         w.destroy()
-    root.destroy()
+    for after_id in root.tk.splitlist(root.tk.call("after", "info")):
+        root.after_cancel(after_id)
+    root.update()
+    gc.collect()  # free this test's Tk objects here, on the Tk thread
