@@ -305,6 +305,7 @@ class AnswerPopup:
             self._live = None
         self._stop_poll()
         self.win.destroy()
+        self._thumb = None  # freed here, on the Tk thread
         self._history.clear()
         self._turns.clear()
         log.debug("popup: closed")

@@ -164,6 +164,8 @@ class RegionSelector:
             return
         self.finished = True
         self.win.destroy()
+        # Free the desktop-sized images now, on the Tk thread (not whenever the GC gets to them).
+        self._bright = self._dim = self._sel_photo = None  # type: ignore[assignment]
         if rect is None:
             log.debug("region: cancelled")
         else:
