@@ -179,7 +179,8 @@ class XvfbDisplay:
 
     def run(self, *argv: str, timeout: float = 30.0, check: bool = True) -> str:
         """Run an X client tool against this display and return its stdout."""
-        proc = subprocess.run(list(argv), env=self.env(), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(list(argv), env=self.env(), capture_output=True, text=True, errors="replace",
+                              timeout=timeout)
         if check and proc.returncode != 0:
             raise XvfbError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc.stdout
@@ -206,7 +207,8 @@ class XvfbDisplay:
         deadline = time.monotonic() + timeout
         args = ["search", *(["--onlyvisible"] if visible else []), "--name", name_regex]
         while True:
-            proc = subprocess.run(["xdotool", *args], env=self.env(), capture_output=True, text=True, timeout=10)
+            proc = subprocess.run(["xdotool", *args], env=self.env(), capture_output=True, text=True,
+                                  errors="replace", timeout=10)
             ids = [int(line) for line in proc.stdout.split() if line.strip().isdigit()]
             if ids:
                 return ids[-1]
