@@ -44,6 +44,19 @@ def _load_line(sec: dict[str, Any]) -> str:
             f"(1 min), {others} other test process(es), {sec.get('seconds', 0):.0f} s")
 
 
+def _verdict(paths: dict[str, Any]) -> str:
+    """One sentence on (a) against (b), decided by the data: do their min-max ranges overlap?"""
+    a, b = paths["daemon"]["decode_tps"], paths["genai"]["decode_tps"]
+    if not a or not b:
+        return ""
+    if a["max"] < b["min"]:
+        return " The daemon decodes slower than VLMPipeline called directly in every round."
+    if b["max"] < a["min"]:
+        return " The daemon decodes faster than VLMPipeline called directly in every round (same engine: noise)."
+    return (" The round-to-round ranges of (a) and (b) overlap: whatever the daemon adds over calling "
+            "VLMPipeline yourself is smaller than this shared machine's noise.")
+
+
 def chart(result: dict[str, Any], out: Path) -> Path | None:
     """Tokens/s and CPU seconds per generated token per path (median, min-max bars)."""
     core = result["sections"].get("core", {}).get("data")
@@ -66,10 +79,10 @@ def chart(result: dict[str, Any], out: Path) -> Path | None:
         lo = [m - ((paths[p][key] or {}).get("min") or m) for p, m in zip(PATHS, med, strict=True)]
         hi = [((paths[p][key] or {}).get("max") or m) - m for p, m in zip(PATHS, med, strict=True)]
         bars = ax.bar(names, med, color=colours, yerr=[lo, hi], capsize=5)
-        for b, m in zip(bars, med, strict=True):
-            ax.annotate(f"{m:.2f}" if key == "decode_tps" else f"{m:.3f}", (b.get_x() + b.get_width() / 2, m),
-                        ha="center", va="bottom", xytext=(0, 3), textcoords="offset points", fontsize=9)
-        ax.set_title(title)
+        for b, m in zip(bars, med, strict=True):  # value inside the bar, clear of the min-max whisker
+            ax.annotate(f"{m:.2f}" if key == "decode_tps" else f"{m:.3f}", (b.get_x() + b.get_width() / 2, m * 0.12),
+                        ha="center", va="bottom", fontsize=10, color="white", fontweight="bold")
+        ax.set_title(f"{title} (median; whiskers: min-max)", fontsize=10)
         ax.set_ylabel(unit)
         ax.tick_params(axis="x", labelsize=9)
     bw = result["sections"].get("bandwidth", {}).get("data")
@@ -98,6 +111,24 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         f"({result['mode']} run). Generated from `benchmarks.json` by `bench/report.py`; every number below "
         "is in that file.")
     add("")
+    core0 = secs.get("core", {}).get("data")
+    bw0 = secs.get("bandwidth", {}).get("data")
+    if core0:
+        P0, r0 = core0["paths"], core0["ratios"]
+        dec = {p: (P0[p]["decode_tps"] or {}).get("median") for p in PATHS}
+        cpu = {p: (P0[p]["cpu_s_per_token"] or {}).get("median") for p in PATHS}
+        add("## Headline")
+        add("")
+        add(f"On this 2-core CPU, {m['name']}, {core0['tokens_forced']} tokens after a "
+            f"{(P0['genai']['prompt_tokens'] or {}).get('median', 0):.0f}-token prompt, medians of "
+            f"{core0['rounds']} interleaved rounds: the daemon decodes **{_fmt(dec['daemon'])} tokens/s**, "
+            f"VLMPipeline called directly {_fmt(dec['genai'])}, the seed's optimum-intel path "
+            f"{_fmt(dec['optimum'])}: (a)/(b) = {_fmt(r0.get('a_over_b_decode'), 2)}, (a)/(c) = "
+            f"{_fmt(r0.get('a_over_c_decode'), 2)}. CPU seconds per generated token: {_fmt(cpu['daemon'], 2)} / "
+            f"{_fmt(cpu['genai'], 2)} / {_fmt(cpu['optimum'], 2)}."
+            + (f" The memory-bandwidth ceiling is {_fmt(bw0['ceiling_tps'], 1)} tokens/s." if bw0 else "")
+            + _verdict(P0))
+        add("")
     add("## Machine and model")
     add("")
     add("| | |")
@@ -138,10 +169,15 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
             f"image, 8 tokens), {core['rounds']} rounds; median (min-max).")
         add("")
         qc = core.get("quiet_checks") or []
-        waits = "; ".join(f"round {i}: waited {q['waited_s']:.0f} s, CPUs {q['cpu_busy_percent']:.0f} % busy, "
-                          f"{q['other_test_processes']} other test run(s){'' if q['quiet'] else ' (not quiet)'}"
-                          for i, q in enumerate(qc))
-        add(f"Conditions: {_load_line(secs['core'])}." + (f" Before each round: {waits}." if waits else ""))
+        waits = ""
+        if qc:
+            waits = (f" Before each measured request the run waited for idle CPUs and no other test run: "
+                     f"{len(qc)} checks, {sum(q['waited_s'] for q in qc):.0f} s waited in all, "
+                     f"{sum(1 for q in qc if not q['quiet'])} gave up waiting (not quiet).")
+        add(f"Conditions: {_load_line(secs['core'])}.{waits}")
+        if secs["core"].get("earlier"):
+            add("")
+            add(f"Earlier rounds of this table (merged): {_load_line(secs['core']['earlier'])}.")
         add("")
         add("| | " + " | ".join(P[p]["label"] for p in PATHS) + " |")
         add("|---|---:|---:|---:|")
@@ -156,6 +192,8 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         row("end to end, s", lambda x: _stat(x["e2e_s"]))
         row("CPU s per generated token", lambda x: _stat(x["cpu_s_per_token"], 3))
         row("peak RSS", lambda x: _gb(x["peak_rss_bytes"]))
+        if all(P[p].get("foreign_cpu_share") for p in PATHS):
+            row("others' CPU use during the request", lambda x: _stat(x["foreign_cpu_share"], 0, 100) + " %")
         row("load, compile cache cold, s", lambda x: _fmt((x["load"] or {}).get("cold_s")))
         row("load, compile cache warm, s", lambda x: _fmt((x["load"] or {}).get("warm_s")))
         add("")
@@ -178,10 +216,12 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         add("")
         add("### Follow-up question")
         add("")
-        add(f"After the first question of the first {core['follow_rounds']} round(s), \"{core['follow_up']}\" in "
-            f"the same conversation ({core['follow_tokens']} tokens), the image sent again as a client must "
-            "(the conversation's history holds it); VLMPipeline can reuse a cached prompt prefix, "
-            "optimum-intel recomputes everything.")
+        add(f"In {core['follow_rounds']} of the rounds, after the first question: \"{core['follow_up']}\" in "
+            f"the same conversation ({core['follow_tokens']} tokens). Each path carries the history its own "
+            "way: (a) sends the whole conversation again (image as PNG; the daemon's engine renders it and "
+            "VLMPipeline reuses the KV cache of the prefix it has seen), (b) appends to a `ChatHistory` and "
+            "calls `generate(history)` as openvino.genai documents, (c) renders the conversation with the "
+            "processor and runs `generate` on all of it (no cache between calls).")
         add("")
         add("| | " + " | ".join(SHORT[p] for p in PATHS) + " |")
         add("|---|---:|---:|---:|")
@@ -198,9 +238,11 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
     if idle:
         add("## Idle")
         add("")
-        add(f"The daemon with the model loaded and nothing to do: **{idle['cpu_s']:.3f} CPU seconds over "
-            f"{idle['seconds']:.0f} s** ({idle['cpu_percent']:.3f} % of one core; {idle['threads']} threads, all "
-            "blocked). Conditions: " + _load_line(secs["idle"]) + ".")
+        used = (f"{idle['cpu_s']:.2f} CPU seconds" if idle["cpu_s"] >= 0.01 else
+                "under 0.01 CPU seconds (nothing the kernel's 10 ms accounting tick registered)")
+        add(f"The daemon with the model loaded and nothing to do, {idle['threads']} threads: **{used} over "
+            f"{idle['seconds']:.0f} s** ({idle['cpu_percent']:.3f} % of one core). Every thread blocks on a "
+            "socket, queue or event; nothing polls. Conditions: " + _load_line(secs["idle"]) + ".")
         add("")
     desk = secs.get("desktop", {}).get("data")
     if desk:

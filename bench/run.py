@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -148,13 +149,23 @@ class Paths3:
         return cpu_seconds(self.daemon.pid) if self.daemon else 0.0
 
     def request(self, path: str, op: str, **req: Any) -> dict[str, Any]:
+        import psutil
+
         d0 = self._daemon_cpu() if path == "daemon" else 0.0
+        sys0, t0 = psutil.cpu_times(), time.perf_counter()
         out = self.workers[path].call(op=op, **req)
+        sys1, wall = psutil.cpu_times(), time.perf_counter() - t0
         if path == "daemon":
             out["client_cpu_s"] = out["cpu_s"]
             out["daemon_cpu_s"] = round(self._daemon_cpu() - d0, 4)
             out["cpu_s"] = round(out["client_cpu_s"] + out["daemon_cpu_s"], 4)
         out["cpu_s_per_token"] = round(out["cpu_s"] / out["tokens"], 5) if out["tokens"] else None
+        # Everyone else's CPU during the request: the machine's busy CPU time minus this path's.
+        busy = sum(getattr(sys1, f) - getattr(sys0, f) for f in ("user", "nice", "system", "irq", "softirq")
+                   if hasattr(sys0, f))
+        foreign = max(0.0, busy - out["cpu_s"])
+        out["foreign_cpu_s"] = round(foreign, 3)
+        out["foreign_cpu_share"] = round(foreign / (wall * (os.cpu_count() or 1)), 4) if wall > 0 else None
         return out
 
     def peak_rss(self) -> dict[str, int | None]:
@@ -189,10 +200,11 @@ def run_core(p3: Paths3, cfg: argparse.Namespace) -> dict[str, Any]:
     follows: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
     quiet: list[dict[str, Any]] = []
     for r in range(cfg.rounds):
-        if cfg.wait_quiet:
-            quiet.append(wait_quiet(cfg.wait_quiet))
-            log(f"round {r}: {quiet[-1]}")
         for path in PATHS:  # interleaved: A B C, A B C, ...
+            if cfg.wait_quiet:  # before every measured request: others' bursts land between, not inside
+                quiet.append(wait_quiet(cfg.wait_quiet))
+                if quiet[-1]["waited_s"] > 6 or not quiet[-1]["quiet"]:
+                    log(f"round {r} {path}: {quiet[-1]}")
             first = p3.request(path, "ask", seed=next(seed), **ask)
             first["round"] = r
             runs[path].append(first)
@@ -203,42 +215,61 @@ def run_core(p3: Paths3, cfg: argparse.Namespace) -> dict[str, Any]:
                 again["round"] = r
                 follows[path].append(again)
                 log(f"round {r} {path}: follow-up ttft {again['ttft_s']:.2f} s")
-    per_path: dict[str, Any] = {}
     rss = p3.peak_rss()
+    per_path: dict[str, Any] = {}
     for path in PATHS:
-        rs = runs[path]
-        per_path[path] = {
-            "label": LABELS[path],
-            "ttft_s": summary([x["ttft_s"] for x in rs]),
-            "decode_tps": summary([x["decode_tps"] for x in rs]),
-            "e2e_s": summary([x["e2e_s"] for x in rs]),
-            "cpu_s_per_token": summary([x["cpu_s_per_token"] for x in rs]),
-            "tokens": summary([x["tokens"] for x in rs]),
-            "prompt_tokens": summary([x["prompt_tokens"] for x in rs]),
-            "peak_rss_bytes": rss.get(path),
-            "load": p3.loads.get(path),
-            "follow_ttft_s": summary([x["ttft_s"] for x in follows[path]]),
-            "runs": rs,
-            "follow_runs": follows[path],
-            "warmup": warmup[path],
-        }
+        per_path[path] = {"label": LABELS[path], "peak_rss_bytes": rss.get(path), "load": p3.loads.get(path),
+                          "runs": runs[path], "follow_runs": follows[path], "warmup": warmup[path]}
         if path == "daemon":
             per_path[path]["client_peak_rss_bytes"] = rss.get("daemon_client")
-    med = {p: (per_path[p]["decode_tps"] or {}).get("median") for p in PATHS}
-    ratios = {}
-    if med["daemon"] and med["genai"]:
-        ratios["a_over_b_decode"] = round(med["daemon"] / med["genai"], 3)
-    if med["daemon"] and med["optimum"]:
-        ratios["a_over_c_decode"] = round(med["daemon"] / med["optimum"], 3)
-    e2e = {p: (per_path[p]["e2e_s"] or {}).get("median") for p in PATHS}
-    if e2e["daemon"] and e2e["genai"]:
-        ratios["a_over_b_e2e"] = round(e2e["daemon"] / e2e["genai"], 3)
-    if e2e["daemon"] and e2e["optimum"]:
-        ratios["a_over_c_e2e"] = round(e2e["daemon"] / e2e["optimum"], 3)
-    return {"paths": per_path, "ratios": ratios, "tokens_forced": tokens, "follow_tokens": cfg.follow_tokens,
+    return summarize_core({"paths": per_path, "tokens_forced": tokens, "follow_tokens": cfg.follow_tokens,
             "follow_rounds": min(cfg.follow_rounds, cfg.rounds), "warmup_size": list(cfg.warmup_size),
             "quiet_checks": quiet,
-            "image_size": list(size), "rounds": cfg.rounds, "question": QUESTION, "follow_up": FOLLOW_UP}
+            "image_size": list(size), "rounds": cfg.rounds, "question": QUESTION, "follow_up": FOLLOW_UP})
+
+
+def summarize_core(core: dict[str, Any]) -> dict[str, Any]:
+    """(Re)compute medians, spreads and ratios from the per-request records (also after --merge)."""
+    paths = core["paths"]
+    for p in paths.values():
+        rs = p["runs"]
+        for key in ("ttft_s", "decode_tps", "e2e_s", "cpu_s_per_token", "tokens", "prompt_tokens",
+                    "foreign_cpu_share"):
+            p[key] = summary([x.get(key) for x in rs])
+        p["follow_ttft_s"] = summary([x["ttft_s"] for x in p["follow_runs"]])
+    core["rounds"] = len(paths["genai"]["runs"])
+    med = {p: (paths[p]["decode_tps"] or {}).get("median") for p in PATHS}
+    e2e = {p: (paths[p]["e2e_s"] or {}).get("median") for p in PATHS}
+    ratios = {}
+    for other, tag in (("genai", "b"), ("optimum", "c")):
+        if med["daemon"] and med[other]:
+            ratios[f"a_over_{tag}_decode"] = round(med["daemon"] / med[other], 3)
+        if e2e["daemon"] and e2e[other]:
+            ratios[f"a_over_{tag}_e2e"] = round(e2e["daemon"] / e2e[other], 3)
+    core["ratios"] = ratios
+    return core
+
+
+def merge_core(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Rounds of a later run added to an earlier one's (same model and workload): more samples, one table."""
+    for key in ("tokens_forced", "follow_tokens", "image_size", "question"):
+        if old.get(key) != new.get(key):
+            raise BenchError(f"--merge: the core workloads differ in {key} ({old.get(key)} vs {new.get(key)})")
+    runs_before = len(old["paths"]["genai"]["runs"])
+    for path, p in new["paths"].items():
+        o = old["paths"][path]
+        for r in p["runs"] + p["follow_runs"]:
+            r["round"] = r.get("round", 0) + runs_before
+        o["runs"] = o["runs"] + p["runs"]
+        o["follow_runs"] = o["follow_runs"] + p["follow_runs"]
+        o["load_repeat"] = p["load"]
+        for key in ("peak_rss_bytes", "client_peak_rss_bytes"):
+            if key in p:
+                o[key] = max(o.get(key) or 0, p[key] or 0) or None
+    old["quiet_checks"] = (old.get("quiet_checks") or []) + (new.get("quiet_checks") or [])
+    old["follow_rounds"] = old.get("follow_rounds", 0) + new.get("follow_rounds", 0)
+    old["merged_runs"] = old.get("merged_runs", 1) + 1
+    return summarize_core(old)
 
 
 def run_idle(daemon: Daemon, seconds: float) -> dict[str, Any]:
@@ -511,13 +542,14 @@ def main(argv: list[str] | None = None) -> int:
             return
         quiet = wait_quiet(cfg.wait_quiet) if cfg.wait_quiet else None
         load0 = machine.load_avg()
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         t0 = time.perf_counter()
         log(f"section {name} ...")
         data = fn()
         result["sections"][name] = {"data": data, "seconds": round(time.perf_counter() - t0, 1),
                                     "load_avg_before": load0, "load_avg_after": machine.load_avg(),
                                     "other_test_processes": len(busy_others()), "quiet_wait": quiet,
-                                    "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                                    "measured": started}
 
     needs_paths = any(s in cfg.sections for s in ("core", "idle", "concurrency"))
     p3 = Paths3(model, work, logf, cfg) if needs_paths else None
@@ -549,11 +581,15 @@ def main(argv: list[str] | None = None) -> int:
         if old.get("model", {}).get("dir") != result["model"]["dir"]:
             raise BenchError(f"--merge: {out_json} was measured on another model ({old.get('model', {}).get('dir')})")
         merged = {**old.get("sections", {}), **result["sections"]}
+        if "core" in result["sections"] and "core" in old.get("sections", {}):
+            o, n = old["sections"]["core"], result["sections"]["core"]
+            merged["core"] = {**n, "data": merge_core(o["data"], n["data"]),
+                              "earlier": {k: v for k, v in o.items() if k != "data"}}
         result["runs"] = [*old.get("runs", [{k: old.get(k) for k in ("command", "started", "finished")}]),
                           {k: result[k] for k in ("command", "started", "finished")}]
         result["sections"] = merged
         result["started"] = min(old.get("started", result["started"]), result["started"])
-        if "bandwidth" in cfg.sections and "core" not in cfg.sections and "core" in merged:
+        if "bandwidth" in merged and "core" in merged:  # shares against the (merged) core figures
             merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"])
     out_json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     log(f"wrote {out_json}")
