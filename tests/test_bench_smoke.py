@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ def test_bench_smoke_runs_every_path_and_section(tmp_path: Path) -> None:
         run = p["runs"][0]
         assert 0 < run["ttft_s"] <= run["e2e_s"]
         assert run["cpu_s"] > 0
+        assert 0 <= run["foreign_cpu_share"] <= 1
         # every path saw the same prompt: same image size, question and chat template
         assert run["prompt_tokens"] == core["paths"]["genai"]["runs"][0]["prompt_tokens"]
     # min = max new tokens is forced in-process; the daemon's client asks for max and reports what came
@@ -94,3 +96,37 @@ def test_bench_smoke_runs_every_path_and_section(tmp_path: Path) -> None:
     assert "![tokens/s and CPU seconds per token per path](benchmarks.png)" in md
     with Image.open(out / "benchmarks.png") as png:
         assert png.format == "PNG" and png.width > 600 and png.height > 300
+
+
+def _core(decode: dict[str, list[float]], prompt: int = 650) -> dict:
+    """A core section as run.py records it, from decode speeds per path (one request per value)."""
+    paths = {}
+    for name, speeds in decode.items():
+        runs = [{"ttft_s": 1.0, "decode_tps": v, "e2e_s": 1.0 + 127 / v, "cpu_s_per_token": 0.1, "tokens": 128,
+                 "prompt_tokens": prompt, "foreign_cpu_share": 0.0, "round": i} for i, v in enumerate(speeds)]
+        paths[name] = {"label": name, "runs": runs, "follow_runs": [{"ttft_s": 0.5, "round": 0}],
+                       "load": {"cold_s": 1.0}, "peak_rss_bytes": 100}
+    return {"paths": paths, "tokens_forced": 128, "follow_tokens": 8, "image_size": [800, 800], "question": "q",
+            "follow_rounds": 1}
+
+
+def test_merge_adds_rounds_and_recomputes_medians_and_ratios() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import run
+
+    first = run.summarize_core(_core({"daemon": [4.0, 2.0, 4.2], "genai": [4.0, 3.0, 1.0], "optimum": [2.0] * 3}))
+    assert first["rounds"] == 3 and first["paths"]["genai"]["decode_tps"]["median"] == 3.0
+    later = run.summarize_core(_core({"daemon": [4.4, 4.6, 4.8], "genai": [4.0, 4.0, 4.0], "optimum": [3.0] * 3}))
+    merged = run.merge_core(first, later)
+    assert merged["rounds"] == 6 and merged["follow_rounds"] == 2
+    d = merged["paths"]["daemon"]
+    assert d["decode_tps"] == {"median": 4.3, "min": 2.0, "max": 4.8, "n": 6}
+    assert [r["round"] for r in d["runs"]] == [0, 1, 2, 3, 4, 5]
+    assert merged["ratios"]["a_over_b_decode"] == round(4.3 / 4.0, 3)
+    assert merged["ratios"]["a_over_c_decode"] == round(4.3 / 2.5, 3)
+    assert d["follow_ttft_s"]["n"] == 2
+    # a different workload must not be merged into the same table
+    other = run.summarize_core(_core({"daemon": [1.0], "genai": [1.0], "optimum": [1.0]}))
+    other["tokens_forced"] = 64
+    with pytest.raises(run.BenchError, match="tokens_forced"):
+        run.merge_core(merged, other)
