@@ -20,11 +20,15 @@ import numpy as np
 def machine_info() -> dict[str, Any]:
     """CPU model, logical cores, memory, OS and the load when asked."""
     cpu = platform.processor() or platform.machine()
+    isa: list[str] = []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == (platform.processor() or platform.machine()):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not isa:
+                # the vector extensions OpenVINO's CPU kernels choose between (int4 decompression, bf16, AMX)
+                isa = sorted(f for f in line.split(":", 1)[1].split()
+                             if f in ("avx2", "fma", "avx_vnni") or f.startswith(("avx512", "amx")))
     except OSError:
         pass
     mem_gb = None
@@ -44,6 +48,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "logical_cores": os.cpu_count(),
+        "isa": isa,
         "memory_gb": mem_gb,
         "os": os_name,
         "python": platform.python_version(),
