@@ -194,7 +194,7 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         row("CPU s per generated token", lambda x: _stat(x["cpu_s_per_token"], 3))
         row("peak RSS", lambda x: _gb(x["peak_rss_bytes"]))
         if all(P[p].get("foreign_cpu_share") for p in PATHS):
-            row("others' CPU use during the request", lambda x: _stat(x["foreign_cpu_share"], 0, 100) + " %")
+            row("others' CPU use during the request", lambda x: _stat(x["foreign_cpu_share"], 1, 100) + " %")
         row("load, compile cache cold, s", lambda x: _fmt((x["load"] or {}).get("cold_s")))
         row("load, compile cache warm, s", lambda x: _fmt((x["load"] or {}).get("warm_s")))
         add("")
