@@ -176,9 +176,10 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
                      f"{len(qc)} checks, {sum(q['waited_s'] for q in qc):.0f} s waited in all, "
                      f"{sum(1 for q in qc if not q['quiet'])} gave up waiting (not quiet).")
         add(f"Conditions: {_load_line(secs['core'])}.{waits}")
-        if secs["core"].get("earlier"):
+        earlier = secs["core"].get("earlier") or []
+        for i, e in enumerate(earlier if isinstance(earlier, list) else [earlier]):
             add("")
-            add(f"Earlier rounds of this table (merged): {_load_line(secs['core']['earlier'])}.")
+            add(f"Earlier rounds of this table (merged run {i + 1}): {_load_line(e)}.")
         add("")
         add("| | " + " | ".join(P[p]["label"] for p in PATHS) + " |")
         add("|---|---:|---:|---:|")
@@ -194,7 +195,8 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         row("CPU s per generated token", lambda x: _stat(x["cpu_s_per_token"], 3))
         row("peak RSS", lambda x: _gb(x["peak_rss_bytes"]))
         if all(P[p].get("foreign_cpu_share") for p in PATHS):
-            row("others' CPU use during the request", lambda x: _stat(x["foreign_cpu_share"], 1, 100) + " %")
+            row("others' CPU use during the request (runs that record it)",
+                lambda x: _stat(x["foreign_cpu_share"], 1, 100) + " %")
         row("load, compile cache cold, s", lambda x: _fmt((x["load"] or {}).get("cold_s")))
         row("load, compile cache warm, s", lambda x: _fmt((x["load"] or {}).get("warm_s")))
         add("")

@@ -583,8 +583,10 @@ def main(argv: list[str] | None = None) -> int:
         merged = {**old.get("sections", {}), **result["sections"]}
         if "core" in result["sections"] and "core" in old.get("sections", {}):
             o, n = old["sections"]["core"], result["sections"]["core"]
+            before = o.get("earlier") or []
+            before = before if isinstance(before, list) else [before]
             merged["core"] = {**n, "data": merge_core(o["data"], n["data"]),
-                              "earlier": {k: v for k, v in o.items() if k != "data"}}
+                              "earlier": [*before, {k: v for k, v in o.items() if k not in ("data", "earlier")}]}
         result["runs"] = [*old.get("runs", [{k: old.get(k) for k in ("command", "started", "finished")}]),
                           {k: result[k] for k in ("command", "started", "finished")}]
         result["sections"] = merged
