@@ -197,8 +197,8 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         if all(P[p].get("foreign_cpu_share") for p in PATHS):
             row("others' CPU use during the request (runs that record it)",
                 lambda x: _stat(x["foreign_cpu_share"], 1, 100) + " %")
-        row("load, compile cache cold, s", lambda x: _fmt((x["load"] or {}).get("cold_s")))
-        row("load, compile cache warm, s", lambda x: _fmt((x["load"] or {}).get("warm_s")))
+        row("load, compile cache cold, s (first run)", lambda x: _fmt((x["load"] or {}).get("cold_s")))
+        row("load, compile cache warm, s (first run)", lambda x: _fmt((x["load"] or {}).get("warm_s")))
         add("")
         r = core["ratios"]
         add(f"Ratios: decode (a)/(b) = **{_fmt(r.get('a_over_b_decode'), 3)}**, (a)/(c) = "
@@ -309,8 +309,8 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         add("")
         add("The daemon has one engine and one worker: requests queue and run one after another, so aggregate "
             "throughput stays that of one client while the later clients wait (their time to first token "
-            "grows). On 2 cores that is the right trade: a second model instance would halve each one's "
-            "bandwidth. Conditions: " + _load_line(secs["concurrency"]) + ".")
+            "grows). Side by side they could not go faster here anyway: one generation already keeps both cores "
+            "and the memory bus busy. Conditions: " + _load_line(secs["concurrency"]) + ".")
         add("")
     bw = secs.get("bandwidth", {}).get("data")
     if bw:
@@ -337,6 +337,12 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
             add("|---|---:|---:|---:|")
             add("| share of the ceiling (median decode) | "
                 + " | ".join(f"{bw['share'][p] * 100:.0f} %" for p in PATHS) + " |")
+            if max(bw["share"].values()) < 0.5:
+                add("")
+                add("All three stay far below the ceiling, so decode here is most likely bound by compute, not "
+                    "memory: on 2 cores each token's int4 weights must be unpacked and multiplied with the "
+                    "vector extensions listed above. The paths share the same kernels, which is why they land "
+                    "close together.")
         add("")
         add("Conditions: " + _load_line(secs["bandwidth"]) + ".")
         add("")

@@ -424,8 +424,14 @@ def run_desktop(work: Path, logf: Any, repeats: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- the limit
 
 
-def run_bandwidth_from(bw: dict[str, Any], core: dict[str, Any]) -> dict[str, Any]:
+def run_bandwidth_from(bw: dict[str, Any], core: dict[str, Any], model: Path | None = None) -> dict[str, Any]:
     """The shares of the ceiling, for a bandwidth measured apart from the core section (--merge)."""
+    prompt = (core["paths"]["genai"].get("prompt_tokens") or {}).get("median")
+    if model is not None and prompt and bw.get("weights", {}).get("per_token"):
+        conf = json.loads((model / "config.json").read_text())
+        bw["mean_context"] = int(prompt) + core["tokens_forced"] // 2
+        bw["kv_bytes_per_token_f16"] = kv = machine.kv_bytes_per_token(conf, bw["mean_context"], 2.0)
+        bw["ceiling_tps_with_kv"] = round(bw["read_gbps"] * 1e9 / (bw["weights"]["per_token"] + kv), 3)
     if bw.get("ceiling_tps"):
         bw["share"] = {p: round(((core["paths"][p]["decode_tps"] or {}).get("median") or 0) / bw["ceiling_tps"], 3)
                        for p in PATHS}
@@ -592,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         result["sections"] = merged
         result["started"] = min(old.get("started", result["started"]), result["started"])
         if "bandwidth" in merged and "core" in merged:  # shares against the (merged) core figures
-            merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"])
+            merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"], model)
     out_json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     log(f"wrote {out_json}")
     if not cfg.no_report:
