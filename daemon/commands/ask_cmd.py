@@ -110,8 +110,8 @@ def _ask_daemon(args: argparse.Namespace) -> int:
 def _ask_in_process(args: argparse.Namespace) -> int:
     from ..engine.image_budget import budget_for, fit_image
     from ..engine.loader import load_engine
-    from ..engine.placement import PlacementSettings
     from ..images import load_image_file
+    from ..service import placement_settings
 
     paths, cfg = context(args)
     g = cfg.generation
@@ -122,14 +122,7 @@ def _ask_in_process(args: argparse.Namespace) -> int:
         Path(args.model),
         args.backend or cfg.model.backend,
         args.device or cfg.model.device,
-        PlacementSettings(
-            cache_dir=str(paths.cache_dir),
-            npu_max_prompt_len=cfg.npu.max_prompt_len,
-            npu_min_response_len=cfg.npu.min_response_len,
-            npu_generate_hint=cfg.npu.generate_hint,
-            npu_prefill_hint=cfg.npu.prefill_hint,
-            gpu_queue_throttle=cfg.gpu.queue_throttle,
-        ),
+        placement_settings(paths, cfg),
     )
     per_image = budget_for(
         engine.placement.language_device == "NPU", cfg.image.max_tokens, cfg.image.default_tokens,
