@@ -46,22 +46,8 @@ SHAPES: dict[str, dict] = {
 VOCAB = 151936
 
 # Qwen3-VL's own image limits (patch 16, merge 2 -> one token per 32x32 px): real screenshots keep their size.
-IMAGE_PROCESSOR = {
-    "image_processor_type": "Qwen2VLImageProcessorFast",
-    "processor_class": "Qwen3VLProcessor",
-    "do_resize": True,
-    "do_rescale": True,
-    "do_normalize": True,
-    "do_convert_rgb": True,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_std": [0.5, 0.5, 0.5],
-    "patch_size": 16,
-    "merge_size": 2,
-    "temporal_patch_size": 2,
-    "size": {"shortest_edge": 65536, "longest_edge": 16384 * 32 * 32},
-    "min_pixels": 65536,
-    "max_pixels": 16384 * 32 * 32,
-}
+MIN_PIXELS = 65536
+MAX_PIXELS = 16384 * 32 * 32
 
 
 def cache_root() -> Path:
@@ -129,7 +115,7 @@ def build_hf(shape: str, out: Path) -> None:
     from transformers import AutoProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
-    from make_tiny_model import build_tokenizer  # the fixture's BPE with Qwen's special tokens
+    from make_tiny_model import build_tokenizer, write_processor_configs  # the fixture's BPE with Qwen's special tokens
 
     spec = SHAPES[shape]
     stage = out.with_name(out.name + ".partial")
@@ -175,10 +161,7 @@ def build_hf(shape: str, out: Path) -> None:
     model.generation_config.do_sample = False
     model.save_pretrained(stage, safe_serialization=True)
     del model
-    (stage / "preprocessor_config.json").write_text(json.dumps(IMAGE_PROCESSOR, indent=2) + "\n")
-    video = dict(IMAGE_PROCESSOR, video_processor_type="Qwen3VLVideoProcessor", fps=2, min_frames=4, max_frames=768)
-    video.pop("image_processor_type")
-    (stage / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2) + "\n")
+    write_processor_configs(stage, MIN_PIXELS, MAX_PIXELS, max_frames=768)
     AutoProcessor.from_pretrained(stage).save_pretrained(stage)
     shutil.rmtree(out, ignore_errors=True)
     stage.rename(out)
