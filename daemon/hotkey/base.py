@@ -100,3 +100,17 @@ class Dispatcher:
             callback()
         except Exception:
             log.exception("hotkey callback for %s failed", name)
+
+
+class PausableListener:
+    """pause/paused for backends that keep a `Dispatcher` in `self._dispatch` (every backend does)."""
+
+    _dispatch: Dispatcher
+
+    def pause(self, paused: bool) -> None:
+        self._dispatch.pause(paused)
+        log.info("hotkeys %s", "paused" if paused else "resumed")
+
+    @property
+    def paused(self) -> bool:
+        return self._dispatch.paused

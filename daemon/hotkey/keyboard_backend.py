@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable
+from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
 from daemon.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_keyboard
 
 log = logging.getLogger(__name__)
 
 
-class KeyboardHotkeyListener:
+class KeyboardHotkeyListener(PausableListener):
     """Hotkeys via ``keyboard.add_hotkey``; callbacks run on the package's own listener thread."""
 
     def __init__(self, module: Any = None) -> None:
@@ -70,10 +70,3 @@ class KeyboardHotkeyListener:
         for name in list(self._handles):
             self.unregister(name)
         self._stopped = True
-
-    def pause(self, paused: bool) -> None:
-        self._dispatch.pause(paused)
-
-    @property
-    def paused(self) -> bool:
-        return self._dispatch.paused

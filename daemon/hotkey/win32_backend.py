@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable
+from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
 from daemon.hotkey.parse import Hotkey, as_hotkey, to_win32
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class _Command:
     error: BaseException | None = None
 
 
-class Win32HotkeyListener:
+class Win32HotkeyListener(PausableListener):
     """RegisterHotKey-based listener. ``register`` starts the loop thread if it is not running yet."""
 
     def __init__(self, api: User32Api | None = None) -> None:
@@ -174,14 +174,6 @@ class Win32HotkeyListener:
         thread.join(timeout)
         if thread.is_alive():
             log.warning("the hotkey message loop did not stop within %.1f s", timeout)
-
-    def pause(self, paused: bool) -> None:
-        self._dispatch.pause(paused)
-        log.info("hotkeys %s", "paused" if paused else "resumed")
-
-    @property
-    def paused(self) -> bool:
-        return self._dispatch.paused
 
     # -- marshalling to the loop thread ----------------------------------------------------------------------
     def _run_on_loop(self, fn: Callable[[], Any]) -> Any:

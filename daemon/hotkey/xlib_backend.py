@@ -16,7 +16,7 @@ import os
 import select
 import threading
 
-from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable
+from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
 from daemon.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_x11
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 _RELEVANT = 0x01 | 0x04 | 0x08 | 0x40  # Shift, Control, Mod1 (Alt), Mod4 (Super): what a hotkey's mask may hold
 
 
-class XlibHotkeyListener:
+class XlibHotkeyListener(PausableListener):
     """Hotkeys on one X display (``display_name`` None = $DISPLAY), with their own connection and thread."""
 
     def __init__(self, display_name: str | None = None) -> None:
@@ -168,14 +168,6 @@ class XlibHotkeyListener:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def pause(self, paused: bool) -> None:
-        self._dispatch.pause(paused)
-        log.info("hotkeys %s", "paused" if paused else "resumed")
-
-    @property
-    def paused(self) -> bool:
-        return self._dispatch.paused
 
     # -- the listener thread ---------------------------------------------------------------------------------
     def _wake(self) -> None:
