@@ -64,6 +64,21 @@ class GpuConfig:
     queue_throttle: str = "LOW"  # LOW keeps the GPU driver from spin-polling a CPU core
 
 
+CpuPrecision = Literal["", "f32", "bf16", "f16"]
+KvCachePrecision = Literal["", "f32", "bf16", "f16", "u8"]
+
+
+@dataclass
+class CpuConfig:
+    # "" / -1 = the CPU plugin's defaults, which depend on the processor: bf16 compute on AVX-512-BF16/AMX
+    # (f32 elsewhere), a u8 KV cache on x86, activations of int4/int8 matmuls quantized to int8 on the fly.
+    # Those defaults are the fast ones; "f32", "f32" and 0 trade speed for results that are the same on
+    # every x86 CPU (the tests pin them where they compare text).
+    inference_precision: CpuPrecision = ""
+    kv_cache_precision: KvCachePrecision = ""
+    dynamic_quantization_group_size: int = -1  # -1 = default; 0 = off
+
+
 @dataclass
 class ServerConfig:
     port: int = 0  # 0 = any free port on 127.0.0.1
@@ -101,6 +116,7 @@ class Config:
     image: ImageConfig = field(default_factory=ImageConfig)
     npu: NpuConfig = field(default_factory=NpuConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
+    cpu: CpuConfig = field(default_factory=CpuConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     hotkey: HotkeyConfig = field(default_factory=HotkeyConfig)
     ui: UiConfig = field(default_factory=UiConfig)
@@ -206,6 +222,8 @@ def _check_ranges(cfg: Config, source: str) -> None:
         ("image.max_bytes", cfg.image.max_bytes >= 1024, "at least 1024"),
         ("image.max_pixels", cfg.image.max_pixels >= 1024, "at least 1024"),
         ("npu.max_prompt_len", cfg.npu.max_prompt_len >= 64, "at least 64"),
+        ("cpu.dynamic_quantization_group_size", cfg.cpu.dynamic_quantization_group_size >= -1,
+         "-1 (the default), 0 (off) or a group size"),
         ("npu.min_response_len", cfg.npu.min_response_len >= 1, "at least 1"),
         ("server.port", 0 <= cfg.server.port <= 65535, "in 0..65535"),
         ("server.queue_size", cfg.server.queue_size >= 1, "at least 1"),

