@@ -4,13 +4,17 @@ Threads and sockets (a ZeroMQ socket belongs to one thread):
 
     clients (DEALER) ──tcp+CURVE──> ROUTER ┐
                                     ZAP REP ├─ server thread: poll(), no timeout, no polling loop
-          events PULL (inproc) <────────────┘
+        events: queue + wake-up socket ─────┘
                ^
-               └── one PUSH per producing thread (the scheduler's worker, the thread that calls stop)
+               └── any thread: the scheduler's worker, openvino.genai's streamer threads, stop()
 
-The server thread alone touches the ROUTER. Job sinks run on the scheduler's
-worker; they serialise their event to JSON there and hand it over through their
-thread's own inproc PUSH socket. Sends to clients never block: with
+The server thread alone touches the ROUTER and the ZAP socket. Job sinks run on
+whatever thread the engine calls them from (openvino.genai calls its streamer
+from threads of its own, a new one for almost every chunk); they serialise their
+event to JSON there and hand it over through `EventQueue`: a thread-safe queue
+plus one byte on a socket pair whose read end only the server thread polls. No
+thread creates a socket to do so, so nothing accumulates per thread.
+Sends to clients never block: with
 ROUTER_MANDATORY a send to a client that has gone raises EHOSTUNREACH, and a
 client that stops reading fills its SNDHWM and the send raises EAGAIN; either
 way that client's requests are cancelled and the engine stops at the next token.
@@ -24,8 +28,11 @@ connection file, so a peer without it gets no reply at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -55,8 +62,70 @@ class SchedulerLike(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
+class EventQueue:
+    """Many producer threads, one consumer (the server thread): a queue plus one wake-up.
+
+    `put` appends to a `queue.SimpleQueue`, then writes one byte to the write end
+    of a socket pair; the server thread polls the read end (a plain socket, which
+    zmq.Poller accepts on every platform) next to its ZeroMQ sockets. `drain`
+    first empties the wake-up socket, then the queue. Why this never loses an
+    event: a producer writes its byte after its item is queued, so an item the
+    consumer's queue pass misses was queued after that pass started, and its byte
+    arrives after the consumer emptied the socket: the next poll wakes at once.
+    A full socket buffer (EAGAIN) means wake-ups are already pending; dropping the
+    byte loses nothing. A lock orders writes against `close`, so no write ever
+    lands on a reused descriptor number.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        """Hand `item` to the consumer (any thread; never blocks; a no-op once closed)."""
+        if self._closed:
+            return
+        self._queue.put(item)
+        with self._lock:
+            if self._closed:
+                return
+            # BlockingIOError: the buffer is full of wake-ups, so the consumer is awake anyway
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                self._writer.send(b"\0")
+
+    def fileno(self) -> int:
+        """The read end, for the consumer's poller."""
+        return self._reader.fileno()
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        """Everything queued so far (consumer only): wake-ups first, then the queue."""
+        try:
+            while self._reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._reader.close()
+            self._writer.close()
+
+
 class _Sink:
-    """A job's events -> JSON frames -> this thread's PUSH socket -> the server thread -> the client."""
+    """A job's events -> JSON frames -> the server's EventQueue -> the server thread -> the client."""
 
     def __init__(self, server: Server, identity: bytes, request_id: str, label: str) -> None:
         self._server = server
@@ -67,7 +136,7 @@ class _Sink:
 
     def _send(self, terminal: bool, event: str, **fields: Any) -> None:
         frame = protocol.reply(self._rid, event, **fields)
-        self._server._push([b"e" if terminal else b"t", self._identity, self._rid.encode("utf-8"), frame])
+        self._server._events.put(("e" if terminal else "t", self._identity, self._rid, frame))
 
     def on_start(self) -> None:
         log.debug("%s: started", self._label)
@@ -134,10 +203,7 @@ class Server:
         self._allowed_client_key = z85.decode(client_public)
 
         self._ctx = zmq.Context()
-        self._events_addr = f"inproc://qwen-tray-events-{id(self):x}"
-        self._local = threading.local()
-        self._pushers: list[zmq.Socket] = []
-        self._push_lock = threading.Lock()
+        self._events = EventQueue()
         self._closed = False
         self._thread: threading.Thread | None = None
         self._router: zmq.Socket | None = None  # the server thread's alone
@@ -170,49 +236,25 @@ class Server:
 
         Call it after the scheduler has stopped, so that every job's terminal event
         has been handed over and reaches its client (the ROUTER lingers up to 2 s).
+        Only the server thread's own sockets are closed, by the server thread.
         """
         if self._thread is None or self._closed:
             return
-        self._push([b"s"])
+        self._events.put(("s",))
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("the IPC thread did not stop within %.0f s", timeout)
             return
-        with self._push_lock:
-            self._closed = True
-            for sock in self._pushers:
-                sock.close(linger=0)
-            self._pushers.clear()
+        self._closed = True
+        self._events.close()
         self._ctx.term()  # returns once the ROUTER has flushed (or its linger ran out)
-
-    def _push(self, frames: list[bytes]) -> None:
-        """Hand frames to the server thread from any thread, through that thread's own PUSH socket."""
-        sock = getattr(self._local, "push", None)
-        if sock is None:
-            with self._push_lock:
-                if self._closed:
-                    return
-                sock = self._ctx.socket(zmq.PUSH)
-                sock.setsockopt(zmq.SNDHWM, 0)  # never block the worker; the server thread drains at once
-                sock.setsockopt(zmq.LINGER, 0)
-                sock.connect(self._events_addr)
-                self._pushers.append(sock)
-            self._local.push = sock
-        try:
-            sock.send_multipart(frames)
-        except zmq.ZMQError as exc:  # closed after stop(): nobody to deliver to
-            log.debug("event dropped after the server stopped: %s", exc)
 
     # ------------------------------------------------------------ server thread
 
-    def _bind(self) -> tuple[zmq.Socket, zmq.Socket, zmq.Socket]:
+    def _bind(self) -> tuple[zmq.Socket, zmq.Socket]:
         zap = self._ctx.socket(zmq.REP)
         zap.setsockopt(zmq.LINGER, 0)
         zap.bind(ZAP_ENDPOINT)  # before the ROUTER exists, so no handshake skips authentication
-        events = self._ctx.socket(zmq.PULL)
-        events.setsockopt(zmq.RCVHWM, 0)
-        events.setsockopt(zmq.LINGER, 0)
-        events.bind(self._events_addr)
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.SNDHWM, self._sndhwm)
@@ -227,14 +269,15 @@ class Server:
             router.bind(f"tcp://127.0.0.1:{self._port}")
         else:
             router.bind("tcp://127.0.0.1:0")
-        return zap, events, router
+        return zap, router
 
     def _run(self, started: Future[str]) -> None:
         try:
-            zap, events, router = self._bind()
+            zap, router = self._bind()
         except Exception as exc:  # noqa: BLE001 - reported to start()'s caller
             self._ctx.destroy(linger=0)
             self._closed = True
+            self._events.close()
             started.set_exception(exc)
             return
         self._router = router
@@ -242,47 +285,45 @@ class Server:
         log.info("serving %s on %s", protocol.PROTOCOL, endpoint)
         started.set_result(endpoint)
         poller = zmq.Poller()
-        for sock in (events, zap, router):
+        wake = self._events.fileno()
+        poller.register(wake, zmq.POLLIN)
+        for sock in (zap, router):
             poller.register(sock, zmq.POLLIN)
         try:
             running = True
             while running:
                 ready = dict(poller.poll())
-                if events in ready:
-                    running = self._drain_events(events)
+                if wake in ready:
+                    running = self._drain_events()
                 if zap in ready:
                     self._answer_zap(zap)
                 if router in ready and running:
                     self._drain_requests(router)
-            while events.poll(100):  # what producers handed over before stop() (they have all finished)
-                self._drain_events(events)
+            self._drain_events()  # what producers handed over before stop() (they have all finished)
         except Exception:  # noqa: BLE001
             log.exception("the IPC server thread failed")
         finally:
-            for sock in (zap, events, router):
+            for sock in (zap, router):
                 sock.close()
             log.info("IPC server closed")
 
-    def _drain_events(self, events: zmq.Socket) -> bool:
+    def _drain_events(self) -> bool:
         """Forward every pending event; False once the stop sentinel has come."""
         running = True
-        while True:
-            try:
-                frames = events.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return running
-            kind = frames[0]
-            if kind == b"s":
+        for item in self._events.drain():
+            kind = item[0]
+            if kind == "s":
                 running = False
                 continue
-            identity, rid, payload = frames[1], frames[2].decode("utf-8"), frames[3]
+            _, identity, rid, payload = item
             self._send(identity, payload)
-            if kind == b"e":
+            if kind == "e":
                 jobs = self._inflight.get(identity)
                 if jobs is not None:
                     jobs.pop(rid, None)
                     if not jobs:
                         del self._inflight[identity]
+        return running
 
     def _drain_requests(self, router: zmq.Socket, batch: int = 64) -> None:
         for _ in range(batch):  # bounded, so events keep flowing while requests pour in
