@@ -421,7 +421,12 @@ class Server:
             temperature=o.temperature if o.temperature is not None else self._defaults.temperature,
             top_p=o.top_p if o.top_p is not None else self._defaults.top_p,
             stop=o.stop if o.stop is not None else self._defaults.stop,
+            min_new_tokens=o.min_new_tokens or 0,
         )
+        if options.min_new_tokens > options.max_new_tokens:
+            raise protocol.Rejected("bad_request", f"options.min_new_tokens ({options.min_new_tokens}) is more than "
+                                    f"max_new_tokens ({options.max_new_tokens}, the daemon's default): set both",
+                                    req.id)
         label = f"client {identity.hex()} id {req.id!r}"
         job = Job(messages, options, _Sink(self, identity, req.id, label), o.priority, label)
         try:
