@@ -83,6 +83,7 @@ class Service:
         self._stopped = False
         self._state_lock = threading.Lock()
         self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
         self._context_tokens = DEFAULT_CONTEXT_TOKENS
 
     # ------------------------------------------------------------ lifecycle
@@ -173,13 +174,29 @@ class Service:
         self._lock.release()
 
     def _make_loader(self, model_dir: Path) -> Callable[[], Engine]:
+        """The scheduler's loader: the engine, then (once) the tokenizer the request checks use."""
         if self._engine_factory is not None:
             factory = self._engine_factory
-            return lambda: factory(model_dir)
-        from .engine.loader import load_engine
 
-        cfg, settings = self.cfg, placement_settings(self.paths, self.cfg)
-        return lambda: load_engine(model_dir, cfg.model.backend, cfg.model.device, settings)
+            def load() -> Engine:
+                return factory(model_dir)
+        else:
+            from .engine.loader import load_engine
+
+            cfg, settings = self.cfg, placement_settings(self.paths, self.cfg)
+
+            def load() -> Engine:
+                return load_engine(model_dir, cfg.model.backend, cfg.model.device, settings)
+
+        def load_with_tokenizer() -> Engine:
+            engine = load()
+            try:
+                self._load_tokenizer()
+            except Exception as exc:  # noqa: BLE001 - the checks load it on demand (and report) instead
+                log.warning("the tokenizer for request checks could not be loaded: %s", exc)
+            return engine
+
+        return load_with_tokenizer
 
     def _prompt_limit(self) -> int:
         """Tokens a request's text may use: the NPU's static prompt when the language model is there."""
@@ -188,13 +205,20 @@ class Service:
             return self.cfg.npu.max_prompt_len
         return self._context_tokens
 
+    def _load_tokenizer(self) -> Any:
+        """A tokenizer of our own for the request checks, loaded with the model (on the scheduler's worker)."""
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                import openvino_genai as ov_genai
+
+                self._tokenizer = ov_genai.Tokenizer(str(self.model_dir))
+            return self._tokenizer
+
     def _count_tokens(self, text: str) -> int:
         """Tokens of `text`, with a tokenizer of our own (the engine may be busy, unloaded or loading).
 
-        Called on the IPC thread only, and only for text that might not fit.
+        Called on the IPC server's check executor (never its socket thread), only for text that might not fit.
         """
-        if self._tokenizer is None:
-            import openvino_genai as ov_genai
-
-            self._tokenizer = ov_genai.Tokenizer(str(self.model_dir))
-        return int(self._tokenizer.encode(text).input_ids.get_shape()[1])
+        tokenizer = self._load_tokenizer()
+        with self._tokenizer_lock:  # one encode at a time: the executor has more than one thread
+            return int(tokenizer.encode(text).input_ids.get_shape()[1])

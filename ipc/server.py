@@ -22,6 +22,10 @@ way that client's requests are cancelled and the engine stops at the next token.
 Everything about a request is checked here before it is accepted (shape via
 `ipc.protocol`, every image decoded, text measured against the context, the
 queue bound); a bad request gets `rejected` and never reaches the scheduler.
+The slow checks (decoding images, size checks, counting tokens) run on a small
+bounded executor, so one client's 8000x8000 PNG never delays another client's
+tokens, a ping or ZAP; the result comes back through the same EventQueue. Each
+client's generate requests are still accepted in the order they were sent.
 The ZAP handler on the same thread admits only the client key from the
 connection file, so a peer without it gets no reply at all.
 """
@@ -35,8 +39,10 @@ import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import zmq
@@ -54,6 +60,9 @@ log = logging.getLogger(__name__)
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_DOMAIN = b"qwen-tray"
 MAX_BYTES_PER_TOKEN = 8  # text more than 8 bytes per context token is refused without tokenizing it
+PREPARE_THREADS = 2  # decoding images and counting tokens, off the server thread
+MAX_PREPARING = 1024  # generate requests waiting for their checks; more: busy
+PREPARING_BYTES_PER_IMAGE_LIMIT = 4  # blob bytes held while waiting: at most 4 x max_bytes (>= 64 MB); more: busy
 
 
 class SchedulerLike(Protocol):
@@ -163,6 +172,19 @@ class _Sink:
         self._send(True, "error", code=code, message=message, text=partial_text)
 
 
+@dataclass
+class _Prep:
+    """A generate request being checked on the executor (server-thread state, except `outcome`)."""
+
+    identity: bytes
+    req: protocol.Request
+    started: float
+    nbytes: int = 0  # blob bytes held until checked
+    cancelled: bool = False  # a cancel arrived before it was accepted: accept, then cancel at once
+    outcome: Any = None  # (messages, options) or a protocol.Rejected, set by the executor thread
+    ready: threading.Event = field(default_factory=threading.Event)
+
+
 class Server:
     """Serve `scheduler` on tcp://127.0.0.1:<port>; `start()` returns the endpoint."""
 
@@ -208,8 +230,12 @@ class Server:
         self._thread: threading.Thread | None = None
         self._router: zmq.Socket | None = None  # the server thread's alone
         self.endpoint = ""
-        # server-thread state: client identity -> {request id -> job}
+        # server-thread state: client identity -> {request id -> job}, and requests still being checked
         self._inflight: dict[bytes, dict[str, Job]] = {}
+        self._preparing: dict[bytes, deque[_Prep]] = {}
+        self._n_preparing = 0
+        self._preparing_bytes = 0
+        self._prep_pool = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="qwen-tray-ipc-check")
 
     # ------------------------------------------------------------ lifecycle (any thread)
 
@@ -246,6 +272,7 @@ class Server:
             log.warning("the IPC thread did not stop within %.0f s", timeout)
             return
         self._closed = True
+        self._prep_pool.shutdown(wait=False, cancel_futures=True)
         self._events.close()
         self._ctx.term()  # returns once the ROUTER has flushed (or its linger ran out)
 
@@ -278,6 +305,7 @@ class Server:
             self._ctx.destroy(linger=0)
             self._closed = True
             self._events.close()
+            self._prep_pool.shutdown(wait=False)
             started.set_exception(exc)
             return
         self._router = router
@@ -314,6 +342,10 @@ class Server:
             kind = item[0]
             if kind == "s":
                 running = False
+                continue
+            if kind == "p":
+                if running:
+                    self._accept_prepared(item[1])
                 continue
             _, identity, rid, payload = item
             self._send(identity, payload)
@@ -377,7 +409,8 @@ class Server:
         try:
             req = protocol.parse_request(frames)
             rid = req.id
-            if req.id in self._inflight.get(identity, {}):
+            if req.id in self._inflight.get(identity, {}) or any(
+                    p.req.id == req.id for p in self._preparing.get(identity, ())):
                 raise protocol.Rejected("bad_request", f"id {req.id!r} is already in flight: ids must be unique "
                                         "among your requests in flight", req.id)
             if req.op == "generate":
@@ -405,6 +438,12 @@ class Server:
 
     def _cancel(self, identity: bytes, req: protocol.Request) -> None:
         job = self._inflight.get(identity, {}).get(req.target or "")
+        prep = next((p for p in self._preparing.get(identity, ()) if p.req.id == req.target), None)
+        if prep is not None:  # still being checked: it is accepted, then cancelled at once (done "cancelled")
+            log.info("client %s: cancel %r (still being checked)", identity.hex(), req.target)
+            prep.cancelled = True
+            self._send(identity, protocol.reply(req.id, "ack", target=req.target))
+            return
         if job is None:
             raise protocol.Rejected("not_found", f"no generate request {req.target!r} of yours is in flight "
                                     "(it has ended, or it never was accepted)", req.id)
@@ -413,8 +452,36 @@ class Server:
         self._send(identity, protocol.reply(req.id, "ack", target=req.target))
 
     def _generate(self, identity: bytes, req: protocol.Request, blobs: list[bytes], started: float) -> None:
-        self._check_context(req)
-        messages = [self._message(m, blobs, req.id) for m in req.messages]
+        """Queue the request's checks on the executor; `_accept_prepared` answers once they are done."""
+        nbytes = sum(len(b) for b in blobs)
+        byte_limit = max(PREPARING_BYTES_PER_IMAGE_LIMIT * self._max_bytes, 64 << 20)
+        if self._n_preparing >= MAX_PREPARING or (self._preparing_bytes and
+                                                  self._preparing_bytes + nbytes > byte_limit):
+            raise protocol.Rejected("busy", f"{self._n_preparing} requests ({self._preparing_bytes} bytes of images) "
+                                    "are already waiting for their checks: try again in a moment", req.id)
+        prep = _Prep(identity, req, started, nbytes=nbytes)
+        self._preparing.setdefault(identity, deque()).append(prep)
+        self._n_preparing += 1
+        self._preparing_bytes += nbytes
+        self._prep_pool.submit(self._prepare, prep, blobs)
+
+    def _prepare(self, prep: _Prep, blobs: list[bytes]) -> None:
+        """Executor thread: decode the images, measure the text; hand the outcome to the server thread."""
+        req = prep.req
+        try:
+            self._check_context(req)
+            messages = [self._message(m, blobs, req.id) for m in req.messages]
+            prep.outcome = (messages, self._options(req))
+        except protocol.Rejected as r:
+            prep.outcome = r
+        except Exception:  # noqa: BLE001 - a bug must cost one request, not the executor
+            log.exception("client %s id %r: internal error while checking", prep.identity.hex(), req.id)
+            prep.outcome = protocol.Rejected("bad_request", "the daemon could not check this request (an internal "
+                                             "error, see the daemon's log)", req.id)
+        prep.ready.set()
+        self._events.put(("p", prep.identity))
+
+    def _options(self, req: protocol.Request) -> GenerationOptions:
         o = req.options
         options = GenerationOptions(
             max_new_tokens=o.max_new_tokens if o.max_new_tokens is not None else self._defaults.max_new_tokens,
@@ -427,20 +494,48 @@ class Server:
             raise protocol.Rejected("bad_request", f"options.min_new_tokens ({options.min_new_tokens}) is more than "
                                     f"max_new_tokens ({options.max_new_tokens}, the daemon's default): set both",
                                     req.id)
+        return options
+
+    def _accept_prepared(self, identity: bytes) -> None:
+        """Answer this client's checked requests, in the order it sent them (server thread)."""
+        queue_ = self._preparing.get(identity)
+        while queue_ and queue_[0].ready.is_set():
+            prep = queue_.popleft()
+            self._n_preparing -= 1
+            self._preparing_bytes -= prep.nbytes
+            try:
+                self._accept(prep)
+            except protocol.Rejected as r:
+                log.info("client %s id %r: rejected %s: %s", identity.hex(), r.request_id, r.code, r.message)
+                self._send(identity, protocol.rejected(r.request_id, r.code, r.message))
+            except Exception:  # noqa: BLE001 - a bug must cost one request, not the server thread
+                log.exception("client %s id %r: internal error", identity.hex(), prep.req.id)
+                self._send(identity, protocol.rejected(prep.req.id, "bad_request", "the daemon could not handle "
+                                                       "this request (an internal error, see the daemon's log)"))
+        if queue_ is not None and not queue_:
+            del self._preparing[identity]
+
+    def _accept(self, prep: _Prep) -> None:
+        identity, req = prep.identity, prep.req
+        if isinstance(prep.outcome, protocol.Rejected):
+            raise prep.outcome
+        messages, options = prep.outcome
         label = f"client {identity.hex()} id {req.id!r}"
-        job = Job(messages, options, _Sink(self, identity, req.id, label), o.priority, label)
+        job = Job(messages, options, _Sink(self, identity, req.id, label), req.options.priority, label)
         try:
             position = self._scheduler.submit(job)
         except Busy as exc:
             raise protocol.Rejected("busy", str(exc), req.id) from None
         self._inflight.setdefault(identity, {})[req.id] = job
         n_images = sum(len(m.images) for m in messages)
-        log.info("%s: accepted at %d (%s, %d messages, %d images, %d blob bytes, %d text chars, "
-                 "max_new_tokens %d, checked in %.1f ms)", label, position, o.priority, len(messages), n_images,
-                 sum(len(b) for b in blobs), sum(len(m.text) for m in messages), options.max_new_tokens,
-                 (time.perf_counter() - started) * 1000.0)
+        log.info("%s: accepted at %d (%s, %d messages, %d images, %d text chars, max_new_tokens %d, "
+                 "checked in %.1f ms)", label, position, req.options.priority, len(messages), n_images,
+                 sum(len(m.text) for m in messages), options.max_new_tokens,
+                 (time.perf_counter() - prep.started) * 1000.0)
         log.debug("%s: question %r", label, [m.text for m in messages])
         self._send(identity, protocol.reply(req.id, "accepted", queue_position=position))
+        if prep.cancelled:
+            self._scheduler.cancel(job)
 
     def _message(self, m: protocol.WireMessage, blobs: list[bytes], rid: str) -> Message:
         images = []

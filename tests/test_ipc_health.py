@@ -99,3 +99,80 @@ def test_event_queue_delivers_every_item_in_order_from_many_threads() -> None:
         assert [i for (_, tt, i) in received if tt == t] == list(range(n_items))
     q.close()
     q.put(("t", 0, 0))  # after close: dropped, no error
+
+
+def _png(w: int = 48, h: int = 32) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (9, 99, 199)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def held_decode(monkeypatch: pytest.MonkeyPatch):
+    """Every image decode in the server waits until the test releases it (the test hook: a patched decoder)."""
+    import ipc.server
+
+    entered, release = threading.Event(), threading.Event()
+    real = ipc.server.decode_image
+
+    def decode(*args, **kwargs):
+        entered.set()
+        assert release.wait(30), "the test never released the decode"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ipc.server, "decode_image", decode)
+    yield entered, release
+    release.set()
+
+
+def test_a_held_image_decode_delays_no_other_client(daemon, held_decode) -> None:
+    from servicetools import RawClient, gen
+
+    entered, release = held_decode
+    svc, info, engine = daemon()
+    assert svc._tokenizer is not None  # loaded with the model, not on the first request that needs it
+    a, b = RawClient(info), RawClient(info)
+    try:
+        a.send(gen("img", "what is this?", 5, blobs=1), _png())
+        assert entered.wait(10)  # A's image is being decoded, and stays so
+        b.send({"v": 1, "id": "p", "op": "ping"})
+        assert b.until("p", ["pong"], timeout=5)[-1]["event"] == "pong"
+        b.send(gen("b1", "another client's question", 20))  # B's whole stream runs meanwhile
+        msgs = b.until("b1", ["done"], timeout=20)
+        assert [m["event"] for m in msgs][0] == "accepted" and msgs[-1]["usage"]["completion_tokens"] == 20
+        assert a.recv(0.2) is None  # A is not answered yet: its request is still being checked
+        release.set()
+        msgs = a.until("img", ["done"], timeout=20)
+        assert msgs[0]["event"] == "accepted" and msgs[-1]["finish_reason"] == "length"
+        assert engine.image_sizes[-1] == [(48, 32)]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_requests_being_checked_keep_their_order_and_can_be_cancelled(daemon, held_decode) -> None:
+    from servicetools import RawClient, gen
+
+    entered, release = held_decode
+    svc, info, engine = daemon()
+    c = RawClient(info)
+    try:
+        c.send(gen("first", "with an image", 5, blobs=1), _png())
+        assert entered.wait(10)
+        c.send(gen("second", "text only", 5))  # checked at once, but accepted after "first"
+        c.send(gen("first", "a duplicate id"))
+        assert c.until("first", ["rejected"], timeout=5)[-1]["message"].startswith("id 'first' is already")
+        c.send({"v": 1, "id": "c", "op": "cancel", "target": "first"})
+        assert c.until("c", ["ack"], timeout=5)[-1]["target"] == "first"
+        release.set()
+        msgs = c.until("second", ["done"], timeout=20)
+        accepted = [m["id"] for m in msgs if m["event"] == "accepted"]
+        assert accepted == ["first", "second"]
+        (first_done,) = [m for m in msgs if m["id"] == "first" and m["event"] == "done"]
+        assert first_done["finish_reason"] == "cancelled"
+    finally:
+        c.close()
