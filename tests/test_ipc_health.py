@@ -176,3 +176,41 @@ def test_requests_being_checked_keep_their_order_and_can_be_cancelled(daemon, he
         assert first_done["finish_reason"] == "cancelled"
     finally:
         c.close()
+
+
+def test_leaving_a_stream_early_cancels_it_and_frees_its_inbox(daemon) -> None:
+    svc, _, engine = daemon()
+    with Client(svc.connection_file, timeout=10) as client:
+        answer = client.ask(None, "a long answer", max_new_tokens=3000)
+        for i, _chunk in enumerate(answer):
+            if i == 2:
+                break
+        assert wait_for(lambda: len(engine.results) == 1, timeout=10), "the generation went on"
+        result = engine.results[0]
+        assert result.finish_reason == "cancelled" and result.figures.completion_tokens < 3000
+        assert client.ping() < 5
+        assert client._inbox == {}  # nothing kept for the abandoned answer (nor for the ping)
+        # the same with close() on an answer never iterated, and with a context manager
+        with client.ask(None, "another long one", max_new_tokens=3000):
+            pass
+        assert wait_for(lambda: len(engine.results) == 2, timeout=10)
+        assert engine.results[1].finish_reason == "cancelled"
+        assert client.ask(None, "and the next", max_new_tokens=4).wait()["usage"]["completion_tokens"] == 4
+        assert client._inbox == {}
+
+
+def test_a_rejection_with_a_null_id_reaches_the_caller(daemon) -> None:
+    """A request nested deeper than the protocol allows cannot even be read for its id: the daemon answers
+    `rejected` with id null. The caller gets that rejection, not a timeout blaming the daemon."""
+    from ipc.client import RequestRejected
+
+    svc, _, _ = daemon()
+    deep: object = "x"
+    for _ in range(40):
+        deep = [deep]
+    with Client(svc.connection_file, timeout=5) as client:
+        with pytest.raises(RequestRejected) as err:
+            client.generate([{"role": "user", "content": [{"type": "text", "text": "hi", "extra": deep}]}])
+        assert err.value.code == "bad_request" and "nested" in err.value.message
+        assert client._inbox == {} and client._awaiting_first == set()
+        assert client.ping() < 5  # and the client goes on
