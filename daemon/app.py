@@ -243,7 +243,7 @@ def run_desktop(service: Any, paths: Paths, cfg: Config) -> int:
         log.warning("%s: serving headless (the local API works; no hotkeys, popup or tray)", problem)
         service.start()
         service.wait()
-        return 0
+        return int(getattr(service, "exit_code", 0))
     try:
         service.start()
     except BaseException:
@@ -255,4 +255,4 @@ def run_desktop(service: Any, paths: Paths, cfg: Config) -> int:
     # abort the process.
     del app, root
     gc.collect()
-    return 0
+    return int(getattr(service, "exit_code", 0))  # 1 when the service failed (its local API died)

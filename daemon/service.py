@@ -81,7 +81,9 @@ class Service:
         self._stop_requested = threading.Event()
         self._stop_listeners: list[Callable[[], None]] = []
         self._stopped = False
+        self._started = False
         self._state_lock = threading.Lock()
+        self.failure = ""  # why the service stopped on its own (its IPC server thread died); "" otherwise
         self._tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
         self._context_tokens = DEFAULT_CONTEXT_TOKENS
@@ -122,6 +124,7 @@ class Service:
                 context_tokens=self._prompt_limit,
                 count_tokens=self._count_tokens,
                 on_shutdown=self.request_stop,
+                on_failure=self._api_failed,
             )
             endpoint = self.server.start()
             self.connection_file = self.paths.connection_file
@@ -129,19 +132,42 @@ class Service:
         except BaseException:
             self._teardown()
             raise
+        self._started = True
         log.info("qwen-tray %s serving %s%s on %s (pid %d); connection file %s", __version__, self.model_dir.name,
                  " (demo model)" if self.demo else "", endpoint, os.getpid(), self.connection_file)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Clean shutdown; safe to call more than once and from any thread but the IPC server's."""
+        """Clean shutdown; safe to call more than once and from any thread but the IPC server's.
+
+        A service that never started (a second `run` refused, say) has nothing to stop and logs nothing, so the
+        shared log never reads as if the running daemon had stopped.
+        """
         with self._state_lock:
-            if self._stopped:
+            if self._stopped or not self._started:
+                self._stopped = True
                 return
             self._stopped = True
         self._stop_requested.set()
         log.info("shutting down")
         self._teardown(timeout)
         log.info("stopped")
+
+    @property
+    def exit_code(self) -> int:
+        """What `qwen-tray run` exits with: 1 when the service failed (see `failure`), else 0."""
+        return 1 if self.failure else 0
+
+    def _api_failed(self, reason: str) -> None:
+        """The IPC server thread died (a bug). Called on that thread: nobody can reach the daemon any more, so
+        it must not look alive: the connection file goes now (clients say "not running" instead of timing out),
+        and the owner stops the service and exits with status 1 (see docs/decisions.md)."""
+        from ipc.connection import remove_connection_file
+
+        self.failure = f"the local API failed ({reason})"
+        log.error("%s: qwen-tray stops (exit status 1); `qwen-tray run` starts it again", self.failure)
+        if self.connection_file is not None:
+            remove_connection_file(self.connection_file, os.getpid())
+        self.request_stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a stop is requested; True if it was (False: the timeout passed)."""

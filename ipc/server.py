@@ -200,6 +200,7 @@ class Server:
         context_tokens: Callable[[], int] | None = None,
         count_tokens: Callable[[str], int] | None = None,
         on_shutdown: Callable[[], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
         sndhwm: int = 1000,
         sndbuf: int = -1,
     ) -> None:
@@ -214,6 +215,8 @@ class Server:
         self._context_tokens = context_tokens
         self._count_tokens = count_tokens
         self._on_shutdown = on_shutdown
+        self._on_failure = on_failure  # called on the server thread if it dies (a bug): the daemon must not look alive
+        self.failure = ""
         self._sndhwm = sndhwm
         self._sndbuf = sndbuf
 
@@ -328,12 +331,18 @@ class Server:
                 if router in ready and running:
                     self._drain_requests(router)
             self._drain_events()  # what producers handed over before stop() (they have all finished)
-        except Exception:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - reported to the owner below
+            self.failure = f"{type(exc).__name__}: {exc}"
             log.exception("the IPC server thread failed")
         finally:
             for sock in (zap, router):
-                sock.close()
+                sock.close(linger=0 if self.failure else None)
             log.info("IPC server closed")
+        if self.failure and self._on_failure is not None:
+            try:
+                self._on_failure(self.failure)
+            except Exception:  # noqa: BLE001
+                log.exception("reporting the IPC server's failure failed")
 
     def _drain_events(self) -> bool:
         """Forward every pending event; False once the stop sentinel has come."""

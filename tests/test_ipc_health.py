@@ -214,3 +214,29 @@ def test_a_rejection_with_a_null_id_reaches_the_caller(daemon) -> None:
         assert err.value.code == "bad_request" and "nested" in err.value.message
         assert client._inbox == {} and client._awaiting_first == set()
         assert client.ping() < 5  # and the client goes on
+
+
+def test_a_dead_server_thread_removes_the_connection_file_and_stops_the_daemon(daemon) -> None:
+    """A bug that kills the IPC thread must not leave a daemon that looks alive (connection file, state ready)
+    while every client times out: the file goes at once, the owner is asked to stop, and `run` exits 1."""
+    from servicetools import RawClient
+
+    svc, info, _ = daemon()
+    stop_requests: list[int] = []
+    svc.on_stop_request(lambda: stop_requests.append(1))
+
+    def broken(router: object, batch: int = 64) -> None:
+        raise RuntimeError("a bug in the server loop")
+
+    svc.server._drain_requests = broken
+    c = RawClient(info)
+    try:
+        c.send({"v": 1, "id": "p", "op": "ping"})
+        assert svc.wait(10), "no stop was requested"
+        assert wait_for(lambda: not svc.connection_file.exists(), timeout=5)
+        assert stop_requests == [1]
+        assert "a bug in the server loop" in svc.failure and svc.exit_code == 1
+    finally:
+        c.close()
+    svc.stop()  # the owner's part: clean, with the thread already gone
+    assert svc.exit_code == 1
