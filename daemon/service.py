@@ -175,16 +175,31 @@ class Service:
 
     def request_stop(self) -> None:
         """Ask the owner of the main thread to stop the service (a signal, `qwen-tray stop`, the tray's Quit)."""
-        self._stop_requested.set()
-        for cb in list(self._stop_listeners):
-            try:
-                cb()
-            except Exception:  # noqa: BLE001
-                log.exception("stop listener failed")
+        with self._state_lock:
+            self._stop_requested.set()
+            listeners = list(self._stop_listeners)
+        for cb in listeners:
+            self._call_stop_listener(cb)
 
     def on_stop_request(self, cb: Callable[[], None]) -> None:
-        """`cb()` when a stop is requested (called on the requesting thread; e.g. to quit a Tk main loop)."""
-        self._stop_listeners.append(cb)
+        """`cb()` when a stop is requested (called on the requesting thread; e.g. to quit a Tk main loop).
+
+        A stop requested before `cb` was registered (a `shutdown` that came as soon as the connection file was
+        published) calls it at once, here: registering and checking happen under one lock, so `cb` runs
+        exactly once whichever comes first.
+        """
+        with self._state_lock:
+            self._stop_listeners.append(cb)
+            already = self._stop_requested.is_set()
+        if already:
+            self._call_stop_listener(cb)
+
+    @staticmethod
+    def _call_stop_listener(cb: Callable[[], None]) -> None:
+        try:
+            cb()
+        except Exception:  # noqa: BLE001
+            log.exception("stop listener failed")
 
     # ------------------------------------------------------------ internals
 

@@ -7,8 +7,8 @@ a test needs, without any test hook in the product).
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -116,11 +116,9 @@ def test_a_dead_ipc_thread_ends_the_daemon_with_status_1_and_no_connection_file(
         assert wait_for(lambda: conn.exists() or proc.poll() is not None, timeout=60), log.read_text()
         info = json.loads(conn.read_text())
         assert info["pid"] == proc.pid
-        with Client(conn, timeout=2) as client:  # the first request reaches the broken loop
-            try:
-                client.ping()
-            except DaemonTimeout:
-                pass
+        # the first request reaches the broken loop
+        with Client(conn, timeout=2) as client, contextlib.suppress(DaemonTimeout):
+            client.ping()
         assert proc.wait(30) == 1
         assert not conn.exists()
         text = default_paths().log_file.read_text()
