@@ -51,6 +51,7 @@ from zmq.utils import z85
 from daemon.engine.base import GenerationOptions, GenerationResult, Message
 from daemon.images import ImageRejected, decode_image, raw_image
 from daemon.jobs import Busy, Job
+from daemon.logs import RepeatedFailure
 
 from . import protocol
 from .connection import ConnectionInfo
@@ -142,10 +143,17 @@ class _Sink:
         self._rid = request_id
         self._label = label
         self._chunks = 0
+        self._failures = RepeatedFailure(log, f"{label}: handing over an event")
 
     def _send(self, terminal: bool, event: str, **fields: Any) -> None:
-        frame = protocol.reply(self._rid, event, **fields)
-        self._server._events.put(("e" if terminal else "t", self._identity, self._rid, frame))
+        """Never raises: a failure here would repeat for every token (see RepeatedFailure)."""
+        try:
+            frame = protocol.reply(self._rid, event, **fields)
+            self._server._events.put(("e" if terminal else "t", self._identity, self._rid, frame))
+        except Exception as exc:  # noqa: BLE001
+            self._failures.failed(exc)
+        if terminal:
+            self._failures.summary()
 
     def on_start(self) -> None:
         log.debug("%s: started", self._label)
@@ -236,6 +244,7 @@ class Server:
         # server-thread state: client identity -> {request id -> job}, and requests still being checked
         self._inflight: dict[bytes, dict[str, Job]] = {}
         self._preparing: dict[bytes, deque[_Prep]] = {}
+        self._send_failures: dict[tuple[bytes, str], RepeatedFailure] = {}
         self._n_preparing = 0
         self._preparing_bytes = 0
         self._prep_pool = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="qwen-tray-ipc-check")
@@ -357,8 +366,18 @@ class Server:
                     self._accept_prepared(item[1])
                 continue
             _, identity, rid, payload = item
-            self._send(identity, payload)
+            error = self._try_send(identity, payload)
+            key = (identity, rid)
+            if error:
+                counter = self._send_failures.get(key)
+                if counter is None:
+                    counter = self._send_failures[key] = RepeatedFailure(
+                        log, f"client {identity.hex()} id {rid!r}: sending")
+                counter.failed(error)
             if kind == "e":
+                counter = self._send_failures.pop(key, None)
+                if counter is not None:
+                    counter.summary()
                 jobs = self._inflight.get(identity)
                 if jobs is not None:
                     jobs.pop(rid, None)
@@ -389,18 +408,25 @@ class Server:
         zap.send_multipart([version, request_id, status, text, b"", b""])
 
     def _send(self, identity: bytes, payload: bytes) -> bool:
-        """Send without blocking; a client that has gone or stopped reading loses its requests."""
+        """Send a reply without blocking; a client that has gone or stopped reading loses its requests."""
+        error = self._try_send(identity, payload)
+        if error:
+            log.warning("sending to client %s failed: %s", identity.hex(), error)
+        return not error
+
+    def _try_send(self, identity: bytes, payload: bytes) -> str:
+        """Send without blocking: "" when sent or when the client is gone (its requests are then cancelled),
+        else what went wrong (the caller decides how to log it: for a stream, once per request)."""
         try:
             self._router.send_multipart([identity, payload], zmq.NOBLOCK)
-            return True
         except zmq.Again:
             self._client_gone(identity, "stopped reading (its send queue is full)")
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 self._client_gone(identity, "has disconnected")
             else:
-                log.warning("sending to client %s failed: %s", identity.hex(), exc)
-        return False
+                return str(exc) or type(exc).__name__
+        return ""
 
     def _client_gone(self, identity: bytes, why: str) -> None:
         jobs = [j for j in self._inflight.get(identity, {}).values() if not j.cancel.is_set()]

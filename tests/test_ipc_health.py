@@ -240,3 +240,32 @@ def test_a_dead_server_thread_removes_the_connection_file_and_stops_the_daemon(d
         c.close()
     svc.stop()  # the owner's part: clean, with the thread already gone
     assert svc.exit_code == 1
+
+
+def test_a_failure_repeating_per_token_is_logged_once_per_request_with_a_count(
+        daemon, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Every token's hand-over fails (as `Too many open files` did): one error with its traceback and one
+    count at the end of the request, not a traceback per token; the answer still ends with its `done`."""
+    import logging
+
+    import ipc.protocol
+
+    svc, _, _ = daemon()
+    real = ipc.protocol.reply
+
+    def failing(request_id, event, **fields):
+        if event == "token":
+            raise OSError(24, "Too many open files")
+        return real(request_id, event, **fields)
+
+    monkeypatch.setattr(ipc.protocol, "reply", failing)
+    with caplog.at_level(logging.INFO), Client(svc.connection_file, timeout=10) as client:
+        answer = client.ask(None, "tell me", max_new_tokens=200)
+        assert list(answer) == [] and len(answer.result["text"]) > 20  # no token arrived; done did
+        rid = answer.id
+    about = [r for r in caplog.records if rid in r.getMessage() and "failed" in r.getMessage()]
+    assert len(about) == 2, [r.getMessage() for r in about][:5]
+    first, total = about
+    assert "Too many open files" in first.getMessage() and first.exc_info is not None
+    assert "failed" in total.getMessage() and "times in all" in total.getMessage()
+    assert int(total.getMessage().split(" failed ")[1].split()[0]) > 10
