@@ -343,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--answers", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=10)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs", help="where endurance.json/.png and benchmarks.md are")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where endurance.json/.png and benchmarks.md are (default docs/; --smoke: a temp folder)")
     ap.add_argument("--smoke", action="store_true", help="60 answers into a temp folder (never touches docs/)")
     ap.add_argument("--render", action="store_true", help="only redraw the plot and section from endurance.json")
     args = ap.parse_args(argv)
@@ -354,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.smoke:
         args.answers = 60
-        args.out = Path(tempfile.mkdtemp(prefix="qwen-endurance-"))
+        args.out = args.out or Path(tempfile.mkdtemp(prefix="qwen-endurance-"))
+    args.out = args.out or ROOT / "docs"
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="qwen-endurance-daemon-"))
     log = (work / "daemon.log").open("w")
