@@ -7,8 +7,8 @@ Threads and who owns what:
 They talk only through queues and events: other threads reach Tk through
 `TkInbox.post` (a queue plus one wake-up, no timer), the popup reaches the
 engine through `Scheduler.submit` (the scheduler's queue), and job events come
-back through a queue the popup drains while a stream is live. When nobody
-asks, every thread is blocked and the process uses no CPU.
+back through the same inbox. When nobody asks, every thread is blocked and the
+process uses no CPU.
 
 Shutdown (tray Quit, SIGTERM, Ctrl+C): Tk leaves its loop, our windows close
 (cancelling a running answer), hotkeys and tray stop, then the service stops
