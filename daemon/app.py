@@ -7,8 +7,8 @@ Threads and who owns what:
 They talk only through queues and events: other threads reach Tk through
 `TkInbox.post` (a queue plus one wake-up, no timer), the popup reaches the
 engine through `Scheduler.submit` (the scheduler's queue), and job events come
-back through a queue the popup drains while a stream is live. When nobody
-asks, every thread is blocked and the process uses no CPU.
+back through the same inbox. When nobody asks, every thread is blocked and the
+process uses no CPU.
 
 Shutdown (tray Quit, SIGTERM, Ctrl+C): Tk leaves its loop, our windows close
 (cancelling a running answer), hotkeys and tray stop, then the service stops
@@ -89,6 +89,7 @@ class DesktopApp:
         self.tray: Any = None
         self.actions = Actions(self.inbox, self.desktop, service.scheduler, paths, self.quit)
         self._quitting = threading.Event()
+        self._tray_lock = threading.Lock()
         self._old_signals: dict[int, Any] = {}
         self._wakeup_fd_set = False
         on_stop_request = getattr(service, "on_stop_request", None)
@@ -136,10 +137,12 @@ class DesktopApp:
             log.warning("no tray icon: %s", exc)
             self.tray = None
             return
-        self._on_state(self._status().get("state", "loading"))
+        # Subscribe first, then read: a change between the two is then seen by the listener, and
+        # `_refresh_tray` always shows the state current when it runs (see there).
         add_listener = getattr(self.service.scheduler, "add_listener", None)
         if add_listener is not None:
             add_listener(self._on_state)
+        self._refresh_tray()
 
     def _status(self) -> dict[str, Any]:
         try:
@@ -149,11 +152,19 @@ class DesktopApp:
 
     def _on_state(self, state: str) -> None:
         """Scheduler state changed (any thread): new tray icon and tooltip."""
-        if self.tray is not None:
+        self._refresh_tray()
+
+    def _refresh_tray(self) -> None:
+        """Show the scheduler's current state. Reading and showing happen under one lock, so of concurrent
+        refreshes (the worker's listener, the first read at start) the last one shows the newest state; the
+        state passed to a listener may already be stale, so it is not used."""
+        with self._tray_lock:
+            if self.tray is None:
+                return
             status = self._status()
             if self.hotkey_problems:  # e.g. "hotkey ctrl+alt+q (ask_screen) is already taken by another program"
                 status["note"] = self.hotkey_problems[0]
-            self.tray.set_state(state, status)
+            self.tray.set_state(status.get("state", "loading"), status)
 
     # -- signals --------------------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -191,7 +202,7 @@ class DesktopApp:
             self.start_tray()
             self.start_hotkeys()
             if self.hotkey_problems:
-                self._on_state(self._status().get("state", "loading"))  # show the problem in the tooltip
+                self._refresh_tray()  # show the problem in the tooltip
             log.info("desktop ready")
             self.root.after_idle(self.inbox.drain)  # anything posted before the loop runs (Windows wake-ups)
             if not self._quitting.is_set():
@@ -243,7 +254,7 @@ def run_desktop(service: Any, paths: Paths, cfg: Config) -> int:
         log.warning("%s: serving headless (the local API works; no hotkeys, popup or tray)", problem)
         service.start()
         service.wait()
-        return 0
+        return int(getattr(service, "exit_code", 0))
     try:
         service.start()
     except BaseException:
@@ -255,4 +266,4 @@ def run_desktop(service: Any, paths: Paths, cfg: Config) -> int:
     # abort the process.
     del app, root
     gc.collect()
-    return 0
+    return int(getattr(service, "exit_code", 0))  # 1 when the service failed (its local API died)

@@ -32,3 +32,29 @@ def setup_logging(log_file: Path | None, level: str = "INFO", stderr: bool = Tru
         root.addHandler(sh)
     for noisy in ("nncf", "urllib3", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class RepeatedFailure:
+    """One request's failures of one kind: the first is logged (with its traceback), the rest only counted,
+    and `summary()` logs the count once when the request ends.
+
+    Why: a failure that repeats per token (a closed socket, a broken sink) would otherwise log thousands of
+    identical tracebacks per answer, and the rotating log would drop the history that explains it.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._log = logger
+        self._what = what
+        self.count = 0
+
+    def failed(self, exc: BaseException | str) -> None:
+        self.count += 1
+        if self.count == 1:
+            self._log.error("%s failed: %s (repeats are counted, not logged)", self._what, exc,
+                            exc_info=exc if isinstance(exc, BaseException) else None)
+
+    def summary(self) -> None:
+        """Log how often it failed in all (once; nothing when it failed at most once)."""
+        if self.count > 1:
+            self._log.error("%s failed %d times in all", self._what, self.count)
+        self.count = 0

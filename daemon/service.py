@@ -81,8 +81,11 @@ class Service:
         self._stop_requested = threading.Event()
         self._stop_listeners: list[Callable[[], None]] = []
         self._stopped = False
+        self._started = False
         self._state_lock = threading.Lock()
+        self.failure = ""  # why the service stopped on its own (its IPC server thread died); "" otherwise
         self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
         self._context_tokens = DEFAULT_CONTEXT_TOKENS
 
     # ------------------------------------------------------------ lifecycle
@@ -121,6 +124,7 @@ class Service:
                 context_tokens=self._prompt_limit,
                 count_tokens=self._count_tokens,
                 on_shutdown=self.request_stop,
+                on_failure=self._api_failed,
             )
             endpoint = self.server.start()
             self.connection_file = self.paths.connection_file
@@ -128,13 +132,19 @@ class Service:
         except BaseException:
             self._teardown()
             raise
+        self._started = True
         log.info("qwen-tray %s serving %s%s on %s (pid %d); connection file %s", __version__, self.model_dir.name,
                  " (demo model)" if self.demo else "", endpoint, os.getpid(), self.connection_file)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Clean shutdown; safe to call more than once and from any thread but the IPC server's."""
+        """Clean shutdown; safe to call more than once and from any thread but the IPC server's.
+
+        A service that never started (a second `run` refused, say) has nothing to stop and logs nothing, so the
+        shared log never reads as if the running daemon had stopped.
+        """
         with self._state_lock:
-            if self._stopped:
+            if self._stopped or not self._started:
+                self._stopped = True
                 return
             self._stopped = True
         self._stop_requested.set()
@@ -142,22 +152,54 @@ class Service:
         self._teardown(timeout)
         log.info("stopped")
 
+    @property
+    def exit_code(self) -> int:
+        """What `qwen-tray run` exits with: 1 when the service failed (see `failure`), else 0."""
+        return 1 if self.failure else 0
+
+    def _api_failed(self, reason: str) -> None:
+        """The IPC server thread died (a bug). Called on that thread: nobody can reach the daemon any more, so
+        it must not look alive: the connection file goes now (clients say "not running" instead of timing out),
+        and the owner stops the service and exits with status 1 (see docs/decisions.md)."""
+        from ipc.connection import remove_connection_file
+
+        self.failure = f"the local API failed ({reason})"
+        log.error("%s: qwen-tray stops (exit status 1); `qwen-tray run` starts it again", self.failure)
+        if self.connection_file is not None:
+            remove_connection_file(self.connection_file, os.getpid())
+        self.request_stop()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a stop is requested; True if it was (False: the timeout passed)."""
         return self._stop_requested.wait(timeout)
 
     def request_stop(self) -> None:
         """Ask the owner of the main thread to stop the service (a signal, `qwen-tray stop`, the tray's Quit)."""
-        self._stop_requested.set()
-        for cb in list(self._stop_listeners):
-            try:
-                cb()
-            except Exception:  # noqa: BLE001
-                log.exception("stop listener failed")
+        with self._state_lock:
+            self._stop_requested.set()
+            listeners = list(self._stop_listeners)
+        for cb in listeners:
+            self._call_stop_listener(cb)
 
     def on_stop_request(self, cb: Callable[[], None]) -> None:
-        """`cb()` when a stop is requested (called on the requesting thread; e.g. to quit a Tk main loop)."""
-        self._stop_listeners.append(cb)
+        """`cb()` when a stop is requested (called on the requesting thread; e.g. to quit a Tk main loop).
+
+        A stop requested before `cb` was registered (a `shutdown` that came as soon as the connection file was
+        published) calls it at once, here: registering and checking happen under one lock, so `cb` runs
+        exactly once whichever comes first.
+        """
+        with self._state_lock:
+            self._stop_listeners.append(cb)
+            already = self._stop_requested.is_set()
+        if already:
+            self._call_stop_listener(cb)
+
+    @staticmethod
+    def _call_stop_listener(cb: Callable[[], None]) -> None:
+        try:
+            cb()
+        except Exception:  # noqa: BLE001
+            log.exception("stop listener failed")
 
     # ------------------------------------------------------------ internals
 
@@ -173,13 +215,29 @@ class Service:
         self._lock.release()
 
     def _make_loader(self, model_dir: Path) -> Callable[[], Engine]:
+        """The scheduler's loader: the engine, then (once) the tokenizer the request checks use."""
         if self._engine_factory is not None:
             factory = self._engine_factory
-            return lambda: factory(model_dir)
-        from .engine.loader import load_engine
 
-        cfg, settings = self.cfg, placement_settings(self.paths, self.cfg)
-        return lambda: load_engine(model_dir, cfg.model.backend, cfg.model.device, settings)
+            def load() -> Engine:
+                return factory(model_dir)
+        else:
+            from .engine.loader import load_engine
+
+            cfg, settings = self.cfg, placement_settings(self.paths, self.cfg)
+
+            def load() -> Engine:
+                return load_engine(model_dir, cfg.model.backend, cfg.model.device, settings)
+
+        def load_with_tokenizer() -> Engine:
+            engine = load()
+            try:
+                self._load_tokenizer()
+            except Exception as exc:  # noqa: BLE001 - the checks load it on demand (and report) instead
+                log.warning("the tokenizer for request checks could not be loaded: %s", exc)
+            return engine
+
+        return load_with_tokenizer
 
     def _prompt_limit(self) -> int:
         """Tokens a request's text may use: the NPU's static prompt when the language model is there."""
@@ -188,13 +246,20 @@ class Service:
             return self.cfg.npu.max_prompt_len
         return self._context_tokens
 
+    def _load_tokenizer(self) -> Any:
+        """A tokenizer of our own for the request checks, loaded with the model (on the scheduler's worker)."""
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                import openvino_genai as ov_genai
+
+                self._tokenizer = ov_genai.Tokenizer(str(self.model_dir))
+            return self._tokenizer
+
     def _count_tokens(self, text: str) -> int:
         """Tokens of `text`, with a tokenizer of our own (the engine may be busy, unloaded or loading).
 
-        Called on the IPC thread only, and only for text that might not fit.
+        Called on the IPC server's check executor (never its socket thread), only for text that might not fit.
         """
-        if self._tokenizer is None:
-            import openvino_genai as ov_genai
-
-            self._tokenizer = ov_genai.Tokenizer(str(self.model_dir))
-        return int(self._tokenizer.encode(text).input_ids.get_shape()[1])
+        tokenizer = self._load_tokenizer()
+        with self._tokenizer_lock:  # one encode at a time: the executor has more than one thread
+            return int(tokenizer.encode(text).input_ids.get_shape()[1])

@@ -14,11 +14,18 @@ one DEALER socket, which may carry several requests at once (replies are sorted
 by id). Every wait has a limit: no reply within `timeout` seconds raises
 `DaemonTimeout`; while a generation streams, a silence longer than `timeout`
 sends a ping, and only an unanswered ping raises.
+
+Leaving a stream early (`break`, an exception, `answer.close()`) cancels the
+request on the daemon and forgets its replies, so nothing piles up in the
+client or runs on for nobody in the daemon. A rejection whose `id` is null (the
+daemon could not read the request's id) fails every call still waiting for its
+first reply, with the daemon's message.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import os
 import time
@@ -88,6 +95,7 @@ class Answer:
         self.queue_position = queue_position
         self.result: dict[str, Any] | None = None
         self._chunks: list[str] = []
+        self._ended = False  # error received, or abandoned
 
     @property
     def text(self) -> str:
@@ -95,18 +103,36 @@ class Answer:
         return self.result["text"] if self.result is not None else "".join(self._chunks)
 
     def __iter__(self) -> Iterator[str]:
-        while self.result is None:
-            msg = self._client._next(self.id, streaming=True)
-            event = msg.get("event")
-            if event == "token":
-                self._chunks.append(msg["text"])
-                yield msg["text"]
-            elif event == "done":
-                self.result = {k: v for k, v in msg.items() if k not in ("v", "id", "event")}
-            elif event == "error":
-                self._client._forget(self.id)
-                raise GenerationFailed(msg.get("code", "?"), msg.get("message", ""), msg.get("text", ""))
-        self._client._forget(self.id)
+        try:
+            while self.result is None and not self._ended:
+                msg = self._client._next(self.id, streaming=True)
+                event = msg.get("event")
+                if event == "token":
+                    self._chunks.append(msg["text"])
+                    yield msg["text"]
+                elif event == "done":
+                    self.result = {k: v for k, v in msg.items() if k not in ("v", "id", "event")}
+                elif event == "error":
+                    self._ended = True
+                    raise GenerationFailed(msg.get("code", "?"), msg.get("message", ""), msg.get("text", ""))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop caring about this answer: if it has not ended, cancel it on the daemon (without waiting for
+        the acknowledgement) and drop whatever else arrives for it. Leaving the `for` loop early does this."""
+        if self.result is None and not self._ended:
+            self._ended = True
+            self._client._abandon(self.id)
+        else:
+            self._ended = True
+            self._client._forget(self.id)
+
+    def __enter__(self) -> Answer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def wait(self) -> dict[str, Any]:
         """Consume the rest of the stream; return the `done` fields."""
@@ -136,6 +162,7 @@ class Client:
         self._sock.curve_secretkey = self.info.client_secret_key.encode("ascii")
         self._sock.connect(self.info.endpoint)
         self._inbox: dict[str, collections.deque[dict[str, Any]]] = {}
+        self._awaiting_first: set[str] = set()  # sent, no reply yet: where an id-null rejection belongs
         self._prefix = uuid.uuid4().hex[:8]
         self._counter = itertools.count(1)
 
@@ -220,12 +247,23 @@ class Client:
             return part, rgb.tobytes()
         raise TypeError(f"an image must be bytes, a path, a RawImage or a PIL image, not {type(img).__name__}")
 
-    def _send(self, op: str, fields: dict[str, Any] | None = None, blobs: Sequence[bytes] = ()) -> str:
+    def _send(self, op: str, fields: dict[str, Any] | None = None, blobs: Sequence[bytes] = (),
+              expect_reply: bool = True) -> str:
         rid = f"{self._prefix}-{next(self._counter)}"
         frame = protocol.dumps({"v": protocol.VERSION, "id": rid, "op": op, **(fields or {})})
-        self._inbox[rid] = collections.deque()
+        if expect_reply:
+            self._inbox[rid] = collections.deque()
+            self._awaiting_first.add(rid)
         self._sock.send_multipart([frame, *blobs], copy=len(blobs) == 0)
         return rid
+
+    def _abandon(self, rid: str) -> None:
+        """Cancel `rid` on the daemon without waiting (its ack and any later replies are dropped)."""
+        self._forget(rid)
+        if not self._sock.closed:
+            # ZMQError: the socket is going away; the daemon cancels a vanished client's requests itself
+            with contextlib.suppress(zmq.ZMQError):
+                self._send("cancel", {"target": rid}, expect_reply=False)
 
     def _call(self, op: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
         rid = self._send(op, fields)
@@ -237,6 +275,7 @@ class Client:
 
     def _forget(self, rid: str) -> None:
         self._inbox.pop(rid, None)
+        self._awaiting_first.discard(rid)
 
     def _next(self, rid: str, streaming: bool = False) -> dict[str, Any]:
         """The next reply for `rid`, keeping other ids' replies for later."""
@@ -259,5 +298,12 @@ class Client:
             other = msg.get("id")
             if isinstance(other, str) and other in self._inbox:
                 self._inbox[other].append(msg)
-            # replies to requests this client has forgotten (or with a null id) are dropped
+                self._awaiting_first.discard(other)
+            elif other is None and msg.get("event") == "rejected":
+                # The daemon could not read the id of one of our requests still waiting for a first reply;
+                # which one cannot be known, so each of them gets the rejection rather than a timeout.
+                for waiting in self._awaiting_first:
+                    self._inbox[waiting].append(msg)
+                self._awaiting_first.clear()
+            # replies to requests this client has forgotten (an abandoned stream's) are dropped
         return box.popleft()

@@ -42,7 +42,7 @@ _TOP_KEYS = {
     "ping": {"v", "id", "op"},
     "shutdown": {"v", "id", "op"},
 }
-_OPTION_KEYS = ("max_new_tokens", "temperature", "top_p", "stop", "priority")
+_OPTION_KEYS = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", "stop", "priority")
 
 
 class Rejected(Exception):
@@ -95,6 +95,7 @@ class Options:
     top_p: float | None = None
     stop: tuple[str, ...] | None = None
     priority: str = "background"
+    min_new_tokens: int | None = None  # at least this many tokens before the model may stop (at most max)
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,11 @@ def _parse_options(value: Any, bad: Any) -> Options:
     mnt = value.get("max_new_tokens")
     if mnt is not None and not (_is_int(mnt) and 1 <= mnt <= MAX_NEW_TOKENS):
         raise bad(f"options.max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}")
+    least = value.get("min_new_tokens")
+    if least is not None and not (_is_int(least) and 0 <= least <= MAX_NEW_TOKENS):
+        raise bad(f"options.min_new_tokens must be an integer from 0 to {MAX_NEW_TOKENS}")
+    if least is not None and mnt is not None and least > mnt:
+        raise bad(f"options.min_new_tokens ({least}) must not be more than options.max_new_tokens ({mnt})")
     temp = value.get("temperature")
     if temp is not None and not (_is_number(temp) and temp >= 0):
         raise bad("options.temperature must be a number, 0 or more (0 = greedy)")
@@ -341,6 +347,7 @@ def _parse_options(value: Any, bad: Any) -> Options:
         top_p=float(top_p) if top_p is not None else None,
         stop=tuple(stop) if stop is not None else None,
         priority=priority,
+        min_new_tokens=least,
     )
 
 

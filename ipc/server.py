@@ -4,13 +4,17 @@ Threads and sockets (a ZeroMQ socket belongs to one thread):
 
     clients (DEALER) ──tcp+CURVE──> ROUTER ┐
                                     ZAP REP ├─ server thread: poll(), no timeout, no polling loop
-          events PULL (inproc) <────────────┘
+        events: queue + wake-up socket ─────┘
                ^
-               └── one PUSH per producing thread (the scheduler's worker, the thread that calls stop)
+               └── any thread: the scheduler's worker, openvino.genai's streamer threads, stop()
 
-The server thread alone touches the ROUTER. Job sinks run on the scheduler's
-worker; they serialise their event to JSON there and hand it over through their
-thread's own inproc PUSH socket. Sends to clients never block: with
+The server thread alone touches the ROUTER and the ZAP socket. Job sinks run on
+whatever thread the engine calls them from (openvino.genai calls its streamer
+from threads of its own, a new one for almost every chunk); they serialise their
+event to JSON there and hand it over through `EventQueue`: a thread-safe queue
+plus one byte on a socket pair whose read end only the server thread polls. No
+thread creates a socket to do so, so nothing accumulates per thread.
+Sends to clients never block: with
 ROUTER_MANDATORY a send to a client that has gone raises EHOSTUNREACH, and a
 client that stops reading fills its SNDHWM and the send raises EAGAIN; either
 way that client's requests are cancelled and the engine stops at the next token.
@@ -18,18 +22,27 @@ way that client's requests are cancelled and the engine stops at the next token.
 Everything about a request is checked here before it is accepted (shape via
 `ipc.protocol`, every image decoded, text measured against the context, the
 queue bound); a bad request gets `rejected` and never reaches the scheduler.
+The slow checks (decoding images, size checks, counting tokens) run on a small
+bounded executor, so one client's 8000x8000 PNG never delays another client's
+tokens, a ping or ZAP; the result comes back through the same EventQueue. Each
+client's generate requests are still accepted in the order they were sent.
 The ZAP handler on the same thread admits only the client key from the
 connection file, so a peer without it gets no reply at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
+import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import zmq
@@ -38,6 +51,7 @@ from zmq.utils import z85
 from daemon.engine.base import GenerationOptions, GenerationResult, Message
 from daemon.images import ImageRejected, decode_image, raw_image
 from daemon.jobs import Busy, Job
+from daemon.logs import RepeatedFailure
 
 from . import protocol
 from .connection import ConnectionInfo
@@ -47,6 +61,9 @@ log = logging.getLogger(__name__)
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_DOMAIN = b"qwen-tray"
 MAX_BYTES_PER_TOKEN = 8  # text more than 8 bytes per context token is refused without tokenizing it
+PREPARE_THREADS = 2  # decoding images and counting tokens, off the server thread
+MAX_PREPARING = 1024  # generate requests waiting for their checks; more: busy
+PREPARING_BYTES_PER_IMAGE_LIMIT = 4  # blob bytes held while waiting: at most 4 x max_bytes (>= 64 MB); more: busy
 
 
 class SchedulerLike(Protocol):
@@ -55,8 +72,70 @@ class SchedulerLike(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
+class EventQueue:
+    """Many producer threads, one consumer (the server thread): a queue plus one wake-up.
+
+    `put` appends to a `queue.SimpleQueue`, then writes one byte to the write end
+    of a socket pair; the server thread polls the read end (a plain socket, which
+    zmq.Poller accepts on every platform) next to its ZeroMQ sockets. `drain`
+    first empties the wake-up socket, then the queue. Why this never loses an
+    event: a producer writes its byte after its item is queued, so an item the
+    consumer's queue pass misses was queued after that pass started, and its byte
+    arrives after the consumer emptied the socket: the next poll wakes at once.
+    A full socket buffer (EAGAIN) means wake-ups are already pending; dropping the
+    byte loses nothing. A lock orders writes against `close`, so no write ever
+    lands on a reused descriptor number.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        """Hand `item` to the consumer (any thread; never blocks; a no-op once closed)."""
+        if self._closed:
+            return
+        self._queue.put(item)
+        with self._lock:
+            if self._closed:
+                return
+            # BlockingIOError: the buffer is full of wake-ups, so the consumer is awake anyway
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                self._writer.send(b"\0")
+
+    def fileno(self) -> int:
+        """The read end, for the consumer's poller."""
+        return self._reader.fileno()
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        """Everything queued so far (consumer only): wake-ups first, then the queue."""
+        try:
+            while self._reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._reader.close()
+            self._writer.close()
+
+
 class _Sink:
-    """A job's events -> JSON frames -> this thread's PUSH socket -> the server thread -> the client."""
+    """A job's events -> JSON frames -> the server's EventQueue -> the server thread -> the client."""
 
     def __init__(self, server: Server, identity: bytes, request_id: str, label: str) -> None:
         self._server = server
@@ -64,10 +143,17 @@ class _Sink:
         self._rid = request_id
         self._label = label
         self._chunks = 0
+        self._failures = RepeatedFailure(log, f"{label}: handing over an event")
 
     def _send(self, terminal: bool, event: str, **fields: Any) -> None:
-        frame = protocol.reply(self._rid, event, **fields)
-        self._server._push([b"e" if terminal else b"t", self._identity, self._rid.encode("utf-8"), frame])
+        """Never raises: a failure here would repeat for every token (see RepeatedFailure)."""
+        try:
+            frame = protocol.reply(self._rid, event, **fields)
+            self._server._events.put(("e" if terminal else "t", self._identity, self._rid, frame))
+        except Exception as exc:  # noqa: BLE001
+            self._failures.failed(exc)
+        if terminal:
+            self._failures.summary()
 
     def on_start(self) -> None:
         log.debug("%s: started", self._label)
@@ -94,6 +180,19 @@ class _Sink:
         self._send(True, "error", code=code, message=message, text=partial_text)
 
 
+@dataclass
+class _Prep:
+    """A generate request being checked on the executor (server-thread state, except `outcome`)."""
+
+    identity: bytes
+    req: protocol.Request
+    started: float
+    nbytes: int = 0  # blob bytes held until checked
+    cancelled: bool = False  # a cancel arrived before it was accepted: accept, then cancel at once
+    outcome: Any = None  # (messages, options) or a protocol.Rejected, set by the executor thread
+    ready: threading.Event = field(default_factory=threading.Event)
+
+
 class Server:
     """Serve `scheduler` on tcp://127.0.0.1:<port>; `start()` returns the endpoint."""
 
@@ -109,6 +208,7 @@ class Server:
         context_tokens: Callable[[], int] | None = None,
         count_tokens: Callable[[str], int] | None = None,
         on_shutdown: Callable[[], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
         sndhwm: int = 1000,
         sndbuf: int = -1,
     ) -> None:
@@ -123,6 +223,8 @@ class Server:
         self._context_tokens = context_tokens
         self._count_tokens = count_tokens
         self._on_shutdown = on_shutdown
+        self._on_failure = on_failure  # called on the server thread if it dies (a bug): the daemon must not look alive
+        self.failure = ""
         self._sndhwm = sndhwm
         self._sndbuf = sndbuf
 
@@ -134,16 +236,18 @@ class Server:
         self._allowed_client_key = z85.decode(client_public)
 
         self._ctx = zmq.Context()
-        self._events_addr = f"inproc://qwen-tray-events-{id(self):x}"
-        self._local = threading.local()
-        self._pushers: list[zmq.Socket] = []
-        self._push_lock = threading.Lock()
+        self._events = EventQueue()
         self._closed = False
         self._thread: threading.Thread | None = None
         self._router: zmq.Socket | None = None  # the server thread's alone
         self.endpoint = ""
-        # server-thread state: client identity -> {request id -> job}
+        # server-thread state: client identity -> {request id -> job}, and requests still being checked
         self._inflight: dict[bytes, dict[str, Job]] = {}
+        self._preparing: dict[bytes, deque[_Prep]] = {}
+        self._send_failures: dict[tuple[bytes, str], RepeatedFailure] = {}
+        self._n_preparing = 0
+        self._preparing_bytes = 0
+        self._prep_pool = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="qwen-tray-ipc-check")
 
     # ------------------------------------------------------------ lifecycle (any thread)
 
@@ -170,49 +274,26 @@ class Server:
 
         Call it after the scheduler has stopped, so that every job's terminal event
         has been handed over and reaches its client (the ROUTER lingers up to 2 s).
+        Only the server thread's own sockets are closed, by the server thread.
         """
         if self._thread is None or self._closed:
             return
-        self._push([b"s"])
+        self._events.put(("s",))
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("the IPC thread did not stop within %.0f s", timeout)
             return
-        with self._push_lock:
-            self._closed = True
-            for sock in self._pushers:
-                sock.close(linger=0)
-            self._pushers.clear()
+        self._closed = True
+        self._prep_pool.shutdown(wait=False, cancel_futures=True)
+        self._events.close()
         self._ctx.term()  # returns once the ROUTER has flushed (or its linger ran out)
-
-    def _push(self, frames: list[bytes]) -> None:
-        """Hand frames to the server thread from any thread, through that thread's own PUSH socket."""
-        sock = getattr(self._local, "push", None)
-        if sock is None:
-            with self._push_lock:
-                if self._closed:
-                    return
-                sock = self._ctx.socket(zmq.PUSH)
-                sock.setsockopt(zmq.SNDHWM, 0)  # never block the worker; the server thread drains at once
-                sock.setsockopt(zmq.LINGER, 0)
-                sock.connect(self._events_addr)
-                self._pushers.append(sock)
-            self._local.push = sock
-        try:
-            sock.send_multipart(frames)
-        except zmq.ZMQError as exc:  # closed after stop(): nobody to deliver to
-            log.debug("event dropped after the server stopped: %s", exc)
 
     # ------------------------------------------------------------ server thread
 
-    def _bind(self) -> tuple[zmq.Socket, zmq.Socket, zmq.Socket]:
+    def _bind(self) -> tuple[zmq.Socket, zmq.Socket]:
         zap = self._ctx.socket(zmq.REP)
         zap.setsockopt(zmq.LINGER, 0)
         zap.bind(ZAP_ENDPOINT)  # before the ROUTER exists, so no handshake skips authentication
-        events = self._ctx.socket(zmq.PULL)
-        events.setsockopt(zmq.RCVHWM, 0)
-        events.setsockopt(zmq.LINGER, 0)
-        events.bind(self._events_addr)
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.SNDHWM, self._sndhwm)
@@ -227,14 +308,16 @@ class Server:
             router.bind(f"tcp://127.0.0.1:{self._port}")
         else:
             router.bind("tcp://127.0.0.1:0")
-        return zap, events, router
+        return zap, router
 
     def _run(self, started: Future[str]) -> None:
         try:
-            zap, events, router = self._bind()
+            zap, router = self._bind()
         except Exception as exc:  # noqa: BLE001 - reported to start()'s caller
             self._ctx.destroy(linger=0)
             self._closed = True
+            self._events.close()
+            self._prep_pool.shutdown(wait=False)
             started.set_exception(exc)
             return
         self._router = router
@@ -242,47 +325,65 @@ class Server:
         log.info("serving %s on %s", protocol.PROTOCOL, endpoint)
         started.set_result(endpoint)
         poller = zmq.Poller()
-        for sock in (events, zap, router):
+        wake = self._events.fileno()
+        poller.register(wake, zmq.POLLIN)
+        for sock in (zap, router):
             poller.register(sock, zmq.POLLIN)
         try:
             running = True
             while running:
                 ready = dict(poller.poll())
-                if events in ready:
-                    running = self._drain_events(events)
+                if wake in ready:
+                    running = self._drain_events()
                 if zap in ready:
                     self._answer_zap(zap)
                 if router in ready and running:
                     self._drain_requests(router)
-            while events.poll(100):  # what producers handed over before stop() (they have all finished)
-                self._drain_events(events)
-        except Exception:  # noqa: BLE001
+            self._drain_events()  # what producers handed over before stop() (they have all finished)
+        except BaseException as exc:  # noqa: BLE001 - reported to the owner below
+            self.failure = f"{type(exc).__name__}: {exc}"
             log.exception("the IPC server thread failed")
         finally:
-            for sock in (zap, events, router):
-                sock.close()
+            for sock in (zap, router):
+                sock.close(linger=0 if self.failure else None)
             log.info("IPC server closed")
+        if self.failure and self._on_failure is not None:
+            try:
+                self._on_failure(self.failure)
+            except Exception:  # noqa: BLE001
+                log.exception("reporting the IPC server's failure failed")
 
-    def _drain_events(self, events: zmq.Socket) -> bool:
+    def _drain_events(self) -> bool:
         """Forward every pending event; False once the stop sentinel has come."""
         running = True
-        while True:
-            try:
-                frames = events.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return running
-            kind = frames[0]
-            if kind == b"s":
+        for item in self._events.drain():
+            kind = item[0]
+            if kind == "s":
                 running = False
                 continue
-            identity, rid, payload = frames[1], frames[2].decode("utf-8"), frames[3]
-            self._send(identity, payload)
-            if kind == b"e":
+            if kind == "p":
+                if running:
+                    self._accept_prepared(item[1])
+                continue
+            _, identity, rid, payload = item
+            error = self._try_send(identity, payload)
+            key = (identity, rid)
+            if error:
+                counter = self._send_failures.get(key)
+                if counter is None:
+                    counter = self._send_failures[key] = RepeatedFailure(
+                        log, f"client {identity.hex()} id {rid!r}: sending")
+                counter.failed(error)
+            if kind == "e":
+                counter = self._send_failures.pop(key, None)
+                if counter is not None:
+                    counter.summary()
                 jobs = self._inflight.get(identity)
                 if jobs is not None:
                     jobs.pop(rid, None)
                     if not jobs:
                         del self._inflight[identity]
+        return running
 
     def _drain_requests(self, router: zmq.Socket, batch: int = 64) -> None:
         for _ in range(batch):  # bounded, so events keep flowing while requests pour in
@@ -307,18 +408,25 @@ class Server:
         zap.send_multipart([version, request_id, status, text, b"", b""])
 
     def _send(self, identity: bytes, payload: bytes) -> bool:
-        """Send without blocking; a client that has gone or stopped reading loses its requests."""
+        """Send a reply without blocking; a client that has gone or stopped reading loses its requests."""
+        error = self._try_send(identity, payload)
+        if error:
+            log.warning("sending to client %s failed: %s", identity.hex(), error)
+        return not error
+
+    def _try_send(self, identity: bytes, payload: bytes) -> str:
+        """Send without blocking: "" when sent or when the client is gone (its requests are then cancelled),
+        else what went wrong (the caller decides how to log it: for a stream, once per request)."""
         try:
             self._router.send_multipart([identity, payload], zmq.NOBLOCK)
-            return True
         except zmq.Again:
             self._client_gone(identity, "stopped reading (its send queue is full)")
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 self._client_gone(identity, "has disconnected")
             else:
-                log.warning("sending to client %s failed: %s", identity.hex(), exc)
-        return False
+                return str(exc) or type(exc).__name__
+        return ""
 
     def _client_gone(self, identity: bytes, why: str) -> None:
         jobs = [j for j in self._inflight.get(identity, {}).values() if not j.cancel.is_set()]
@@ -336,7 +444,8 @@ class Server:
         try:
             req = protocol.parse_request(frames)
             rid = req.id
-            if req.id in self._inflight.get(identity, {}):
+            if req.id in self._inflight.get(identity, {}) or any(
+                    p.req.id == req.id for p in self._preparing.get(identity, ())):
                 raise protocol.Rejected("bad_request", f"id {req.id!r} is already in flight: ids must be unique "
                                         "among your requests in flight", req.id)
             if req.op == "generate":
@@ -364,6 +473,12 @@ class Server:
 
     def _cancel(self, identity: bytes, req: protocol.Request) -> None:
         job = self._inflight.get(identity, {}).get(req.target or "")
+        prep = next((p for p in self._preparing.get(identity, ()) if p.req.id == req.target), None)
+        if prep is not None:  # still being checked: it is accepted, then cancelled at once (done "cancelled")
+            log.info("client %s: cancel %r (still being checked)", identity.hex(), req.target)
+            prep.cancelled = True
+            self._send(identity, protocol.reply(req.id, "ack", target=req.target))
+            return
         if job is None:
             raise protocol.Rejected("not_found", f"no generate request {req.target!r} of yours is in flight "
                                     "(it has ended, or it never was accepted)", req.id)
@@ -372,29 +487,90 @@ class Server:
         self._send(identity, protocol.reply(req.id, "ack", target=req.target))
 
     def _generate(self, identity: bytes, req: protocol.Request, blobs: list[bytes], started: float) -> None:
-        self._check_context(req)
-        messages = [self._message(m, blobs, req.id) for m in req.messages]
+        """Queue the request's checks on the executor; `_accept_prepared` answers once they are done."""
+        nbytes = sum(len(b) for b in blobs)
+        byte_limit = max(PREPARING_BYTES_PER_IMAGE_LIMIT * self._max_bytes, 64 << 20)
+        if self._n_preparing >= MAX_PREPARING or (self._preparing_bytes and
+                                                  self._preparing_bytes + nbytes > byte_limit):
+            raise protocol.Rejected("busy", f"{self._n_preparing} requests ({self._preparing_bytes} bytes of images) "
+                                    "are already waiting for their checks: try again in a moment", req.id)
+        prep = _Prep(identity, req, started, nbytes=nbytes)
+        self._preparing.setdefault(identity, deque()).append(prep)
+        self._n_preparing += 1
+        self._preparing_bytes += nbytes
+        self._prep_pool.submit(self._prepare, prep, blobs)
+
+    def _prepare(self, prep: _Prep, blobs: list[bytes]) -> None:
+        """Executor thread: decode the images, measure the text; hand the outcome to the server thread."""
+        req = prep.req
+        try:
+            self._check_context(req)
+            messages = [self._message(m, blobs, req.id) for m in req.messages]
+            prep.outcome = (messages, self._options(req))
+        except protocol.Rejected as r:
+            prep.outcome = r
+        except Exception:  # noqa: BLE001 - a bug must cost one request, not the executor
+            log.exception("client %s id %r: internal error while checking", prep.identity.hex(), req.id)
+            prep.outcome = protocol.Rejected("bad_request", "the daemon could not check this request (an internal "
+                                             "error, see the daemon's log)", req.id)
+        prep.ready.set()
+        self._events.put(("p", prep.identity))
+
+    def _options(self, req: protocol.Request) -> GenerationOptions:
         o = req.options
         options = GenerationOptions(
             max_new_tokens=o.max_new_tokens if o.max_new_tokens is not None else self._defaults.max_new_tokens,
             temperature=o.temperature if o.temperature is not None else self._defaults.temperature,
             top_p=o.top_p if o.top_p is not None else self._defaults.top_p,
             stop=o.stop if o.stop is not None else self._defaults.stop,
+            min_new_tokens=o.min_new_tokens or 0,
         )
+        if options.min_new_tokens > options.max_new_tokens:
+            raise protocol.Rejected("bad_request", f"options.min_new_tokens ({options.min_new_tokens}) is more than "
+                                    f"max_new_tokens ({options.max_new_tokens}, the daemon's default): set both",
+                                    req.id)
+        return options
+
+    def _accept_prepared(self, identity: bytes) -> None:
+        """Answer this client's checked requests, in the order it sent them (server thread)."""
+        queue_ = self._preparing.get(identity)
+        while queue_ and queue_[0].ready.is_set():
+            prep = queue_.popleft()
+            self._n_preparing -= 1
+            self._preparing_bytes -= prep.nbytes
+            try:
+                self._accept(prep)
+            except protocol.Rejected as r:
+                log.info("client %s id %r: rejected %s: %s", identity.hex(), r.request_id, r.code, r.message)
+                self._send(identity, protocol.rejected(r.request_id, r.code, r.message))
+            except Exception:  # noqa: BLE001 - a bug must cost one request, not the server thread
+                log.exception("client %s id %r: internal error", identity.hex(), prep.req.id)
+                self._send(identity, protocol.rejected(prep.req.id, "bad_request", "the daemon could not handle "
+                                                       "this request (an internal error, see the daemon's log)"))
+        if queue_ is not None and not queue_:
+            del self._preparing[identity]
+
+    def _accept(self, prep: _Prep) -> None:
+        identity, req = prep.identity, prep.req
+        if isinstance(prep.outcome, protocol.Rejected):
+            raise prep.outcome
+        messages, options = prep.outcome
         label = f"client {identity.hex()} id {req.id!r}"
-        job = Job(messages, options, _Sink(self, identity, req.id, label), o.priority, label)
+        job = Job(messages, options, _Sink(self, identity, req.id, label), req.options.priority, label)
         try:
             position = self._scheduler.submit(job)
         except Busy as exc:
             raise protocol.Rejected("busy", str(exc), req.id) from None
         self._inflight.setdefault(identity, {})[req.id] = job
         n_images = sum(len(m.images) for m in messages)
-        log.info("%s: accepted at %d (%s, %d messages, %d images, %d blob bytes, %d text chars, "
-                 "max_new_tokens %d, checked in %.1f ms)", label, position, o.priority, len(messages), n_images,
-                 sum(len(b) for b in blobs), sum(len(m.text) for m in messages), options.max_new_tokens,
-                 (time.perf_counter() - started) * 1000.0)
+        log.info("%s: accepted at %d (%s, %d messages, %d images, %d text chars, max_new_tokens %d, "
+                 "checked in %.1f ms)", label, position, req.options.priority, len(messages), n_images,
+                 sum(len(m.text) for m in messages), options.max_new_tokens,
+                 (time.perf_counter() - prep.started) * 1000.0)
         log.debug("%s: question %r", label, [m.text for m in messages])
         self._send(identity, protocol.reply(req.id, "accepted", queue_position=position))
+        if prep.cancelled:
+            self._scheduler.cancel(job)
 
     def _message(self, m: protocol.WireMessage, blobs: list[bytes], rid: str) -> Message:
         images = []

@@ -46,6 +46,8 @@ def test_a_good_generate_parses() -> None:
     assert [i.blob for i in user.images] == [0, 1]
     assert user.images[1].raw == protocol.RawSpec(2, 1, "BGRA") and user.images[1].raw.nbytes == 8
     assert r.options == protocol.Options(5, 0.5, 1.0, ("\n\n",), "interactive")
+    forced = parse_request(frames(req(options={"max_new_tokens": 7, "min_new_tokens": 7})))
+    assert (forced.options.max_new_tokens, forced.options.min_new_tokens) == (7, 7)
 
 
 def test_defaults_and_other_ops() -> None:
@@ -113,6 +115,9 @@ def test_frame0_must_be_a_strict_json_object(frame0: bytes, fragment: str) -> No
     ({"options": {"max_new_tokens": 2.5}}, "bad_request", "options.max_new_tokens"),
     ({"options": {"max_new_tokens": True}}, "bad_request", "options.max_new_tokens"),
     ({"options": {"max_new_tokens": 10**7}}, "bad_request", "options.max_new_tokens"),
+    ({"options": {"min_new_tokens": -1}}, "bad_request", "options.min_new_tokens"),
+    ({"options": {"min_new_tokens": 1.5}}, "bad_request", "options.min_new_tokens"),
+    ({"options": {"min_new_tokens": 10, "max_new_tokens": 5}}, "bad_request", "must not be more than"),
     ({"options": {"temperature": -0.1}}, "bad_request", "options.temperature"),
     ({"options": {"temperature": "hot"}}, "bad_request", "options.temperature"),
     ({"options": {"top_p": 0}}, "bad_request", "options.top_p"),

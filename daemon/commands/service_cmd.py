@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..config import Config
@@ -60,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
         with _stop_on_signals(service):  # the desktop installs its own while its loop runs
             return int(desktop(service, paths, cfg) or 0)
     except AlreadyRunning as exc:
+        log.info("a second `qwen-tray run` (pid %d) was refused: %s", os.getpid(), exc)
         raise UserError(str(exc), exit_code=1) from None
     finally:
-        service.stop()
+        service.stop()  # a no-op (and silent) when it never started
 
 
 def run_headless(paths: Paths, cfg: Config) -> int:
@@ -77,7 +79,7 @@ def run_headless(paths: Paths, cfg: Config) -> int:
                 service.wait()
     finally:
         service.stop()
-    return 0
+    return service.exit_code
 
 
 def _start_service(paths: Paths, cfg: Config) -> Any:
@@ -88,6 +90,7 @@ def _start_service(paths: Paths, cfg: Config) -> Any:
     try:
         service.start()
     except AlreadyRunning as exc:
+        log.info("a second `qwen-tray run` (pid %d) was refused: %s", os.getpid(), exc)
         raise UserError(str(exc), exit_code=1) from None
     return service
 
@@ -185,21 +188,29 @@ def run_stop(args: argparse.Namespace) -> int:
             client.shutdown()
         except DaemonTimeout as exc:
             raise UserError(str(exc), exit_code=EXIT_NOT_RUNNING) from None
+    # Return only once the process has exited: an uninstaller deletes the venv right after `stop`, and a
+    # process still unloading the model holds its DLLs. (The connection file goes earlier, with the sockets.)
     deadline = time.monotonic() + args.timeout
-    while _still_serving(paths, info.pid) and pid_alive(info.pid):
+    while not _exited(info.pid, pid_alive):
         if time.monotonic() > deadline:
-            raise UserError(f"qwen-tray (pid {info.pid}) is still stopping after {args.timeout:g} s", exit_code=1)
-        time.sleep(0.1)
+            kill = "Task Manager" if os.name == "nt" else f"`kill {info.pid}`"
+            raise UserError(f"qwen-tray (pid {info.pid}) was asked to stop but is still running after "
+                            f"{args.timeout:g} s (a model load or a generation may be stuck); {kill} ends it",
+                            exit_code=1)
+        time.sleep(0.05)
     print(f"qwen-tray stopped (pid {info.pid})")
     return 0
 
 
-def _still_serving(paths: Paths, pid: int) -> bool:
-    """Its connection file is still there (it is removed last, when the sockets are closed)."""
+def _exited(pid: int, pid_alive: Callable[[int], bool]) -> bool:
+    """The process is gone, or (Linux) a zombie that only waits for its parent to collect its exit status."""
+    if not pid_alive(pid):
+        return True
     try:
-        return json.loads(paths.connection_file.read_text(encoding="utf-8")).get("pid") == pid
-    except (OSError, ValueError, AttributeError):
-        return False
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False  # no /proc (Windows, macOS): pid_alive already said it runs
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def _duration(seconds: float) -> str:

@@ -94,6 +94,7 @@ class Desktop:
         self.submitter = submitter
         self.settings = popup_settings(cfg, history_path)
         self._post = post or (lambda fn, *args: root.after_idle(fn, *args))
+        self._inbox_post = post  # the popup's job events come through it too (None: the popup opens its own)
         self._clipboard_image = clipboard_image
         self.popup: AnswerPopup | None = None
         self.region: RegionSelector | None = None
@@ -208,7 +209,7 @@ class Desktop:
             self.popup.close()
         log.debug("popup: image %dx%d", image.width, image.height)
         self.popup = AnswerPopup(self.root, self.submitter, image, target, monitor, self.settings,
-                                 on_closed=self._popup_closed)
+                                 on_closed=self._popup_closed, post=self._inbox_post)
         return self.popup
 
     def _popup_closed(self, popup: Any) -> None:

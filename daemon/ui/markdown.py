@@ -5,7 +5,9 @@ blocks, bullet lists (and headings shown bold), and it must cope with text that
 is still streaming in: an unclosed `**` or backtick stays literal until its
 closing marker arrives, an unclosed ``` fence already renders as code. A pure
 function over the whole answer is simple to test and cheap for answers of a
-few thousand characters, so the popup re-renders the answer on each drained batch.
+few thousand characters. While an answer streams, the popup renders each complete
+line once (`is_fence` tells it whether a code fence opens or closes there) and
+re-renders only the unfinished last line.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ def render(text: str) -> list[Span]:
             continue
         _line(out, line, newline)
     return out
+
+
+def is_fence(line: str) -> bool:
+    """Whether this line opens or closes a fenced code block (it is not shown itself)."""
+    return bool(_FENCE.match(line))
 
 
 def plain_text(spans: list[Span]) -> str:

@@ -1,9 +1,13 @@
 """The answer popup: a question about a captured image, the answer streamed in with light Markdown.
 
-Threading: every method here runs on the Tk thread. The scheduler calls the
-job's sink on its worker thread; the sink only puts events on a queue, and the
-popup drains that queue with `after()` while a request is live. When no request
-is live, no timer runs (an idle popup costs no CPU).
+Threading: every method here runs on the Tk thread. The engine calls the job's
+sink on threads of its own; the sink posts to the Tk thread through the app's
+`TkInbox` (a queue plus one wake-up, no timer), coalescing chunks: while one
+hand-over is pending, new chunks join it, so the Tk thread does one update per
+wake-up however fast tokens come. Rendering is incremental: complete lines of
+the live answer are rendered once, and only the unfinished last line is redrawn,
+so the work per update is bounded by that line, not by the whole answer.
+No timer runs, streaming or not.
 
 Privacy: the question, the answer and the image stay in memory. The log gets
 metadata only (sizes, counts, finish reason), at DEBUG, which is also how the
@@ -12,9 +16,8 @@ desktop tests observe what happened without reading screen content from disk.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
+import threading
 import tkinter as tk
 import tkinter.font
 from collections.abc import Callable
@@ -25,6 +28,7 @@ from PIL import Image, ImageTk
 
 from ..engine.base import GenerationOptions, GenerationResult, Message
 from ..jobs import Busy, Job
+from ..logs import RepeatedFailure
 from . import markdown
 from .geometry import Rect, place_popup
 from .history import History
@@ -32,7 +36,6 @@ from .history import History
 log = logging.getLogger(__name__)
 
 TITLE = "qwen-tray"
-POLL_MS = 30  # drain interval while a request is live (never while idle)
 THUMB_SIZE = (168, 104)
 WIDTH_CHARS = 64
 
@@ -45,24 +48,44 @@ class Submitter(Protocol):
     def cancel(self, job: Job) -> None: ...
 
 
-class QueueSink:
-    """A JobSink that hands every event to the Tk thread through a queue, tagged with its job's seq."""
+Post = Callable[..., None]  # TkInbox.post: run fn(*args) on the Tk thread, from any thread
 
-    def __init__(self, events: queue.Queue[tuple], seq: int) -> None:
-        self._events = events
+
+class InboxSink:
+    """A JobSink that hands its job's events to the Tk thread through `post` (the app's TkInbox), tagged with
+    the job's seq. Chunks are coalesced: the first chunk after a hand-over posts one flush, later ones join the
+    pending text, so a fast stream costs one Tk update per wake-up. Events keep their order: a flush is always
+    posted before a terminal event that follows its chunks."""
+
+    def __init__(self, post: Post, deliver: Callable[[int, str, object], None], seq: int) -> None:
+        self._post = post
+        self._deliver = deliver
         self._seq = seq
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
 
     def on_start(self) -> None:
-        self._events.put((self._seq, "start", None))
+        self._post(self._deliver, self._seq, "start", None)
 
     def on_chunk(self, text: str) -> None:
-        self._events.put((self._seq, "chunk", text))
+        with self._lock:
+            self._pending.append(text)
+            first = len(self._pending) == 1
+        if first:
+            self._post(self._flush)
+
+    def _flush(self) -> None:  # Tk thread
+        with self._lock:
+            text = "".join(self._pending)
+            self._pending.clear()
+        if text:
+            self._deliver(self._seq, "chunk", text)
 
     def on_done(self, result: GenerationResult, queue_ms: float, demo: bool) -> None:
-        self._events.put((self._seq, "done", (result, demo)))
+        self._post(self._deliver, self._seq, "done", (result, demo))
 
     def on_error(self, code: str, message: str, partial_text: str) -> None:
-        self._events.put((self._seq, "error", (code, message, partial_text)))
+        self._post(self._deliver, self._seq, "error", (code, message, partial_text))
 
 
 @dataclass
@@ -94,7 +117,10 @@ class AnswerPopup:
         monitor: Rect,
         settings: PopupSettings,
         on_closed: Callable[[AnswerPopup], None] | None = None,
+        post: Post | None = None,
     ) -> None:
+        """`post` is the app's `TkInbox.post`; without one (a popup on its own, in tests) the popup opens an
+        inbox of its own on `root`, closed with the popup."""
         self.root = root
         self._submitter = submitter
         self.image = image
@@ -104,9 +130,16 @@ class AnswerPopup:
         self._turns: list[_Turn] = []
         self._live: Job | None = None
         self._live_turn: _Turn | None = None
-        self._events: queue.Queue[tuple] = queue.Queue()
-        self._after_id: str | None = None
-        self._dirty = False
+        self._own_inbox = None
+        if post is None:
+            from .inbox import TkInbox
+
+            self._own_inbox = TkInbox(root)
+            post = self._own_inbox.post
+        self._post = post
+        self._tail_from = 0  # where the live answer's unfinished last line starts (in its text)
+        self._tail_fence = False  # whether a code fence is open before that line
+        self._failures: RepeatedFailure | None = None  # the live request's event-handling failures
         self.state = "ready"
         self.closed = False
 
@@ -238,7 +271,7 @@ class AnswerPopup:
         turn = _Turn(question, message=message)
         job = Job(messages=[*self._history, message], options=self._settings.options,
                   sink=None, priority="interactive", label="popup")  # type: ignore[arg-type]
-        job.sink = QueueSink(self._events, job.seq)
+        job.sink = InboxSink(self._post, self._on_event, job.seq)
         log.debug("popup: request %d, %d message(s), image %dx%d", job.seq, len(job.messages),
                   self.image.width, self.image.height)
         try:
@@ -254,10 +287,10 @@ class AnswerPopup:
         self._turns.append(turn)
         self.question.delete("1.0", "end")
         self.stop_button.configure(state="normal")
-        self._render(full=True)
+        self._render()
         ahead = f" ({position} ahead)" if position else ""
         self._set_state("queued", f"Queued{ahead}\u2026")
-        self._schedule_poll()
+        self._failures = RepeatedFailure(log, f"popup: request {job.seq}: showing an event")
         return True
 
     def stop(self) -> None:
@@ -287,11 +320,10 @@ class AnswerPopup:
         if self._live is not None:
             self._submitter.cancel(self._live)
             self._live, self._live_turn = None, None
-            self._stop_poll()
         self._history.clear()
         self._turns.clear()
         self.stop_button.configure(state="disabled")
-        self._render(full=True)
+        self._render()
         self._set_state("ready", "Conversation cleared. Ask a new question.")
         self.question.focus_set()
 
@@ -303,8 +335,9 @@ class AnswerPopup:
         if self._live is not None:
             self._submitter.cancel(self._live)
             self._live = None
-        self._stop_poll()
         self.win.destroy()
+        if self._own_inbox is not None:
+            self._own_inbox.close()
         self._thumb = None  # freed here, on the Tk thread
         self._history.clear()
         self._turns.clear()
@@ -312,51 +345,37 @@ class AnswerPopup:
         if self._on_closed is not None:
             self._on_closed(self)
 
-    # -- streaming (Tk thread, timer only while live) --------------------------------------------------
-    def _schedule_poll(self) -> None:
-        if self._after_id is None and not self.closed:
-            self._after_id = self.win.after(POLL_MS, self._poll)
-
-    def _stop_poll(self) -> None:
-        if self._after_id is not None:
-            with contextlib.suppress(tk.TclError):
-                self.win.after_cancel(self._after_id)
-            self._after_id = None
-
-    def _poll(self) -> None:
-        self._after_id = None
-        if self.closed:
+    # -- streaming (Tk thread; reached through the inbox, no timer) ---------------------------------------
+    def _on_event(self, seq: int, kind: str, payload: object) -> None:
+        """One event of a job (stale events of cancelled/cleared jobs are dropped). A failure here would repeat
+        for every chunk: it is logged once per request, with a count at its end."""
+        if self.closed or self._live is None or seq != self._live.seq or self._live_turn is None:
             return
-        self.drain()
-        if self._live is not None:
-            self._schedule_poll()
+        failures = self._failures
+        try:
+            self._apply(self._live_turn, kind, payload)
+        except Exception as exc:  # noqa: BLE001
+            if failures is not None:
+                failures.failed(exc)
+            if kind in ("done", "error") and self._live is not None:
+                self._end_live()
+        if kind in ("done", "error") and failures is not None:
+            failures.summary()
 
-    def drain(self) -> None:
-        """Apply every event waiting in the queue (stale events of cancelled/cleared jobs are dropped)."""
-        while True:
-            try:
-                seq, kind, payload = self._events.get_nowait()
-            except queue.Empty:
-                break
-            if self._live is None or seq != self._live.seq or self._live_turn is None:
-                continue
-            turn = self._live_turn
-            if kind == "start":
-                if self.state != "stopping":
-                    self._set_state("thinking", "Thinking\u2026")
-            elif kind == "chunk":
-                turn.answer += payload
-                self._dirty = True
-                if self.state in ("queued", "thinking"):
-                    self._set_state("streaming", "Answering\u2026")
-            elif kind == "done":
-                result, demo = payload
-                self._finish_done(turn, result, demo)
-            elif kind == "error":
-                code, message, partial = payload
-                self._finish_error(turn, code, message, partial)
-        if self._dirty:
-            self._render()
+    def _apply(self, turn: _Turn, kind: str, payload: object) -> None:
+        if kind == "start":
+            if self.state != "stopping":
+                self._set_state("thinking", "Thinking\u2026")
+        elif kind == "chunk":
+            self._append_live(str(payload))
+            if self.state in ("queued", "thinking"):
+                self._set_state("streaming", "Answering\u2026")
+        elif kind == "done":
+            result, demo = payload  # type: ignore[misc]
+            self._finish_done(turn, result, demo)
+        elif kind == "error":
+            code, message, partial = payload  # type: ignore[misc]
+            self._finish_error(turn, code, message, partial)
 
     def _finish_done(self, turn: _Turn, result: GenerationResult, demo: bool) -> None:
         turn.answer = result.text
@@ -381,7 +400,7 @@ class AnswerPopup:
         log.debug("popup: request %d %s, %d characters, %d tokens", self._live.seq if self._live else 0,
                   result.finish_reason, len(turn.answer), f.completion_tokens)
         self._end_live()
-        self._render(full=True)
+        self._render()
         self._set_state(state, text)
 
     def _finish_error(self, turn: _Turn, code: str, message: str, partial: str) -> None:
@@ -390,36 +409,65 @@ class AnswerPopup:
             self._turns.remove(turn)
         log.debug("popup: request %d failed: %s", self._live.seq if self._live else 0, code)
         self._end_live()
-        self._render(full=True)
+        self._render()
         self._set_state("error", f"Error: {message}")
 
     def _end_live(self) -> None:
         self._live, self._live_turn = None, None
-        self._stop_poll()
         self.stop_button.configure(state="disabled")
         self.question.focus_set()
 
     # -- drawing ---------------------------------------------------------------------------------------
-    def _render(self, full: bool = False) -> None:
-        """Redraw the transcript; while streaming only the live answer (after the 'live' mark) is redrawn."""
-        self._dirty = False
+    def _render(self) -> None:
+        """Redraw the whole transcript (a question asked, an answer ended, clear): once per turn, not per chunk."""
         t = self.answer
         t.configure(state="normal")
-        if full or "live" not in t.mark_names():
-            t.delete("1.0", "end")
-            for i, turn in enumerate(self._turns):
-                if i:
-                    t.insert("end", "\n\n")
-                self._insert_question(turn)
-                if turn is self._live_turn:
-                    t.mark_set("live", "end-1c")
-                    t.mark_gravity("live", "left")
+        t.delete("1.0", "end")
+        for i, turn in enumerate(self._turns):
+            if i:
+                t.insert("end", "\n\n")
+            self._insert_question(turn)
+            if turn is self._live_turn:
+                t.mark_set("tail", "end-1c")
+                t.mark_gravity("tail", "left")
+                self._tail_from, self._tail_fence = 0, False
+                self._draw_live(turn.answer)
+            else:
                 self._insert_answer(turn)
-        elif self._live_turn is not None:
-            t.delete("live", "end")
-            self._insert_answer(self._live_turn)
         t.configure(state="disabled")
         t.see("end")
+
+    def _append_live(self, text: str) -> None:
+        """Add streamed text to the live answer, redrawing only its unfinished last line."""
+        turn = self._live_turn
+        if turn is None:
+            return
+        turn.answer += text
+        t = self.answer
+        t.configure(state="normal")
+        t.delete("tail", "end-1c")
+        self._draw_live(turn.answer)
+        t.configure(state="disabled")
+        t.see("end")
+
+    def _draw_live(self, answer: str) -> None:
+        """Insert the live answer from `_tail_from` on: its new complete lines once and for all (the 'tail' mark
+        moves past them), then its unfinished last line, which the next chunk redraws. Each piece renders
+        exactly as in `markdown.render(answer)`: a line's spans depend only on it and on whether a fence is
+        open, so a fence opened earlier is re-opened in front of the piece."""
+        rest = answer[self._tail_from:]
+        cut = rest.rfind("\n") + 1  # the complete lines of `rest`
+        if cut:
+            self._insert_markdown(rest[:cut], self._tail_fence)
+            for line in rest[:cut].split("\n")[:-1]:
+                self._tail_fence ^= markdown.is_fence(line)
+            self._tail_from += cut
+            self.answer.mark_set("tail", "end-1c")
+        self._insert_markdown(rest[cut:], self._tail_fence)
+
+    def _insert_markdown(self, text: str, in_fence: bool) -> None:
+        for span in markdown.render(("```\n" if in_fence else "") + text):
+            self.answer.insert("end", span.text, span.tags)
 
     def _insert_question(self, turn: _Turn) -> None:
         if len(self._turns) > 1 or turn.question != self._settings.default_prompt:
