@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,7 +102,7 @@ def test_the_backend_is_chosen_once_per_platform() -> None:
     assert backend("darwin", {}) is PystrayIcon
     with pytest.raises(RuntimeError, match="DISPLAY"):
         backend("linux", {})
-    source = open(tray_mod.__file__, encoding="utf-8").read()
+    source = Path(tray_mod.__file__).read_text(encoding="utf-8")
     assert "use_xembed" not in source and source.count("sys.platform") == 1  # backend() alone decides
 
 
@@ -151,7 +152,6 @@ def test_menu_actions_refresh_the_menu_on_the_tray_thread(monkeypatch: pytest.Mo
 
 def test_pystray_is_bounded_because_the_menu_hook_uses_its_internals() -> None:
     import re
-    from pathlib import Path
 
     text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
     spec = re.search(r'"pystray([^"]*)"', text)
