@@ -107,3 +107,28 @@ def _reset_for_tests() -> None:
     global _result
     with _lock:
         _result = None
+
+
+def monitor_dpi(x: int, y: int, platform: str | None = None) -> int | None:
+    """The effective DPI of the monitor holding (or nearest to) the point; None off Windows or on failure.
+
+    Windows 8.1+: MonitorFromPoint + shcore.GetDpiForMonitor(MDT_EFFECTIVE_DPI): 96 at 100 %, 192 at 200 %.
+    Tk 8.6 reads one DPI at start-up (the primary monitor's) and ignores WM_DPICHANGED, so a popup on another
+    monitor is scaled by `daemon.ui.scaling` from this number.
+    """
+    if (platform or sys.platform) != "win32":
+        return None
+    try:
+        import ctypes
+
+        from ipc import win32
+
+        hmon = win32.call("MonitorFromPoint", win32.POINT(x, y), win32.MONITOR_DEFAULTTONEAREST)
+        if not hmon:
+            return None
+        dx, dy = win32.UINT(), win32.UINT()
+        if win32.call("GetDpiForMonitor", hmon, win32.MDT_EFFECTIVE_DPI, ctypes.byref(dx), ctypes.byref(dy)) != 0:
+            return None
+        return int(dx.value) or None
+    except OSError:  # Windows 7: no shcore
+        return None
