@@ -51,7 +51,6 @@ Compression=lzma2
 SolidCompression=yes
 WizardStyle=modern
 UninstallDisplayName={#AppName}
-UninstallDisplayIcon={app}\bin\uv.exe
 
 [Tasks]
 Name: "autostart"; Description: "Start qwen-tray when I log in"; Flags: unchecked
