@@ -132,7 +132,7 @@ step "probe (mingw-w64) in place of uv.exe"
 x86_64-w64-mingw32-gcc -municode -O1 -o "$LAB/cmdlog.exe" "$HERE/probe/cmdlog.c" -ladvapi32 || die "gcc probe"
 cp "$STAGE/uv.exe" "$LAB/uv-real.exe"
 cp "$LAB/cmdlog.exe" "$STAGE/uv.exe"
-(cd "$HERE" && wine32 "$ISCC" /Q "/O$LAB/probe-dist" qwen-tray.iss) >"$LAB/iscc-probe.log" 2>&1
+(cd "$HERE" && wine32 "$ISCC" /Q "/OZ:$LAB/probe-dist" qwen-tray.iss) >"$LAB/iscc-probe.log" 2>&1
 cp "$LAB/uv-real.exe" "$STAGE/uv.exe"
 PSETUP=$LAB/probe-dist/qwen-tray-setup-$VERSION.exe
 [ -f "$PSETUP" ] || die "the probe Setup was not built (see $LAB/iscc-probe.log)"
