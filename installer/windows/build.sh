@@ -62,7 +62,7 @@ fi
 W64=/usr/lib/wine/wine64
 W32=$ROOT32/usr/lib/wine/wine
 wine32() { env LD_LIBRARY_PATH="$ROOT32/lib/i386-linux-gnu:$ROOT32/usr/lib/i386-linux-gnu" \
-  WINELOADER="$ROOT32/usr/lib/wine/wine64" "$W32" "$@"; }
+  WINELOADER="$ROOT32/usr/lib/wine/wine64" timeout "${WINE_TIMEOUT:-300}" "$W32" "$@"; }
 
 # --- 3. Xvfb and the prefix -------------------------------------------------------------------------------------
 export DISPLAY=$DISP WINEPREFIX=$LAB/prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -157,7 +157,8 @@ step "Setup again while the daemon's mutex is held (an upgrade over a running qw
 "$W64" "$LAB/cmdlog.exe" mutex "Global\\qwen-tray-$SID" 8 >"$LAB/mutex.out" 2>&1 &
 HOLDER=$!
 sleep 2
-wine32 "$PSETUP" /VERYSILENT /SUPPRESSMSGBOXES /CURRENTUSER '/LOG=C:\qwen-probe-setup2.log' >/dev/null 2>&1 || true
+WINE_TIMEOUT=60 wine32 "$PSETUP" /VERYSILENT /SUPPRESSMSGBOXES /CURRENTUSER '/LOG=C:\qwen-probe-setup2.log' \
+  >/dev/null 2>&1 || true
 wait "$HOLDER" || true
 tr -d '\r' <"$WINEPREFIX/drive_c/qwen-probe-setup2.log" | grep -q "is currently running" \
   || die "Setup did not see the running daemon's mutex"
