@@ -149,6 +149,10 @@ SID=$("$W64" "$LAB/cmdlog.exe" sid 2>/dev/null | tr -d '\r')
 grep -q "daemon mutex: Global\\\\qwen-tray-$SID\$" <(tr -d '\r' <"$WINEPREFIX/drive_c/qwen-probe-setup.log") \
   || die "Setup's mutex name is not Global\\qwen-tray-$SID"
 echo "    the token's SID ($SID) is in Setup's mutex name, as in daemon/instance.py"
+echo '{}' >"$WINEPREFIX/drive_c/qwen-probe/conn.json"
+ACL=$("$W64" "$LAB/cmdlog.exe" acl 'C:\qwen-probe\conn.json' "D:P(A;;FA;;;$SID)" 2>/dev/null | tr -d '\r')
+echo "    connection-file ACL, Win32Acl's calls in C: set D:P(A;;FA;;;$SID), read back $ACL"
+case "$ACL" in *"(A;;FA;;;$SID)"*) ;; *) echo "    (Wine did not keep that DACL: its security emulation proves little here)" ;; esac
 for f in bin/uv.exe "wheels/qwen_tray-$VERSION-py3-none-any.whl" demo-model/openvino_language_model.xml; do
   [ -f "$APPDIR/$f" ] || die "Setup did not install $f"
 done

@@ -1,8 +1,11 @@
 /* A stand-in for uv.exe (and, copied by its `venv` call, for the venv's python.exe / qwen-tray.exe) when the
    Setup runs under Wine: it appends its own path, its command line and the UV_* variables to
    C:\qwen-probe\calls.txt and exits 0, so build.sh --check can show which executables Setup calls and how.
-   `sid` prints the user's SID from the process token; `mutex NAME SECONDS` holds a named mutex. */
+   `sid` prints the user's SID from the process token; `mutex NAME SECONDS` holds a named mutex; `acl FILE SDDL`
+   applies a DACL the way ipc/connection.py's Win32Acl does (SDDL -> GetSecurityDescriptorDacl ->
+   SetNamedSecurityInfoW, protected) and prints the DACL read back. */
 #include <windows.h>
+#include <aclapi.h>
 #include <sddl.h>
 #include <stdio.h>
 #include <wchar.h>
@@ -40,6 +43,21 @@ int wmain(int argc, wchar_t **argv) {
         if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) return 1;
         if (!GetTokenInformation(token, TokenUser, buf, sizeof buf, &len)) return 1;
         if (!ConvertSidToStringSidW(((TOKEN_USER *)buf)->User.Sid, &text)) return 1;
+        wprintf(L"%ls\n", text);
+        return 0;
+    }
+    if (argc >= 4 && wcscmp(argv[1], L"acl") == 0) {
+        PSECURITY_DESCRIPTOR sd, got; PACL dacl, now; BOOL present, defaulted; LPWSTR text;
+        if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(argv[3], SDDL_REVISION_1, &sd, NULL)) return 2;
+        if (!GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted)) return 3;
+        DWORD err = SetNamedSecurityInfoW(argv[2], SE_FILE_OBJECT,
+                                          DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                                          NULL, NULL, dacl, NULL);
+        if (err) { wprintf(L"SetNamedSecurityInfoW: error %lu\n", err); return 4; }
+        if (GetNamedSecurityInfoW(argv[2], SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &now, NULL, &got))
+            return 5;
+        if (!ConvertSecurityDescriptorToStringSecurityDescriptorW(got, SDDL_REVISION_1, DACL_SECURITY_INFORMATION,
+                                                                  &text, NULL)) return 6;
         wprintf(L"%ls\n", text);
         return 0;
     }
