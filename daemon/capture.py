@@ -117,10 +117,11 @@ def _x11_cursor() -> tuple[int, int]:
 
 def _win32_cursor() -> tuple[int, int]:
     import ctypes
-    from ctypes import wintypes
 
-    point = wintypes.POINT()
-    if not ctypes.windll.user32.GetCursorPos(ctypes.byref(point)):  # type: ignore[attr-defined]
+    from ipc import win32
+
+    point = win32.POINT()
+    if not win32.call("GetCursorPos", ctypes.byref(point)):
         raise CaptureError("GetCursorPos failed (is the desktop locked?)")
     return int(point.x), int(point.y)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any, Protocol
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -40,40 +40,30 @@ class DpiApi(Protocol):
 
 
 class CtypesDpi:
-    """The real DpiApi (Windows only)."""
-
-    def __init__(self) -> None:
-        import ctypes
-
-        self._ctypes = ctypes
-
-    def _fn(self, dll: str, name: str) -> Any:  # a ctypes function pointer, or None
-        try:
-            return getattr(self._ctypes.WinDLL(dll, use_last_error=True), name)  # type: ignore[attr-defined]
-        except (OSError, AttributeError):
-            return None
+    """The real DpiApi (Windows only), over the declared functions in ipc/win32.py."""
 
     def set_context_per_monitor_v2(self) -> int | None:
-        fn = self._fn("user32", "SetProcessDpiAwarenessContext")
+        from ipc import win32
+
+        fn = win32.fn("SetProcessDpiAwarenessContext")
         if fn is None:
             return None
-        fn.argtypes = [self._ctypes.c_void_p]
-        fn.restype = self._ctypes.c_int
-        return 0 if fn(self._ctypes.c_void_p(-4)) else (self._ctypes.get_last_error() or -1)
+        return 0 if fn(win32.HANDLE(-4)) else (win32.last_error() or -1)
 
     def set_awareness_per_monitor(self) -> int | None:
-        fn = self._fn("shcore", "SetProcessDpiAwareness")
+        from ipc import win32
+
+        fn = win32.fn("SetProcessDpiAwareness")
         if fn is None:
             return None
-        fn.argtypes = [self._ctypes.c_int]
-        fn.restype = self._ctypes.c_long
         return int(fn(2)) & 0xFFFFFFFF
 
     def set_dpi_aware(self) -> int | None:
-        fn = self._fn("user32", "SetProcessDPIAware")
+        from ipc import win32
+
+        fn = win32.fn("SetProcessDPIAware")
         if fn is None:
             return None
-        fn.restype = self._ctypes.c_int
         return 0 if fn() else -1
 
 
@@ -117,3 +107,28 @@ def _reset_for_tests() -> None:
     global _result
     with _lock:
         _result = None
+
+
+def monitor_dpi(x: int, y: int, platform: str | None = None) -> int | None:
+    """The effective DPI of the monitor holding (or nearest to) the point; None off Windows or on failure.
+
+    Windows 8.1+: MonitorFromPoint + shcore.GetDpiForMonitor(MDT_EFFECTIVE_DPI): 96 at 100 %, 192 at 200 %.
+    Tk 8.6 reads one DPI at start-up (the primary monitor's) and ignores WM_DPICHANGED, so a popup on another
+    monitor is scaled by `daemon.ui.scaling` from this number.
+    """
+    if (platform or sys.platform) != "win32":
+        return None
+    try:
+        import ctypes
+
+        from ipc import win32
+
+        hmon = win32.call("MonitorFromPoint", win32.POINT(x, y), win32.MONITOR_DEFAULTTONEAREST)
+        if not hmon:
+            return None
+        dx, dy = win32.UINT(), win32.UINT()
+        if win32.call("GetDpiForMonitor", hmon, win32.MDT_EFFECTIVE_DPI, ctypes.byref(dx), ctypes.byref(dy)) != 0:
+            return None
+        return int(dx.value) or None
+    except OSError:  # Windows 7: no shcore
+        return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
@@ -26,7 +27,7 @@ def setup_logging(log_file: Path | None, level: str = "INFO", stderr: bool = Tru
         fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
         fh.setFormatter(fmt)
         root.addHandler(fh)
-    if stderr:
+    if stderr and sys.stderr is not None:  # pythonw has no stderr
         sh = logging.StreamHandler()
         sh.setFormatter(fmt)
         root.addHandler(sh)

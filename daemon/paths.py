@@ -10,6 +10,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -51,22 +52,41 @@ class Paths:
         }
 
 
-def default_paths(config_file: Path | None = None) -> Paths:
-    """Resolve paths now (not at import) so tests can change the environment first."""
+def runtime_dir(dirs: Any = None) -> Path:
+    """Where the connection file and the lock live (ipc/connection.py repeats this rule; a test keeps them equal).
+
+    Windows: `%LOCALAPPDATA%\\qwen-tray\\run`, not platformdirs' runtime dir (`%LOCALAPPDATA%\\Temp\\qwen-tray`),
+    which Storage Sense and Disk Cleanup empty while the daemon runs. POSIX without `$XDG_RUNTIME_DIR` (a
+    container, a cron job): the private state dir rather than platformdirs' shared /tmp fallback.
+    """
+    dirs = dirs if dirs is not None else platformdirs.PlatformDirs(APP, False)
+    if _is_windows(dirs):
+        return Path(dirs.user_data_dir) / "run"
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(dirs.user_state_dir) / "run"
+    return Path(dirs.user_runtime_dir)
+
+
+def _is_windows(dirs: Any) -> bool:
+    from platformdirs.windows import Windows
+
+    return isinstance(dirs, Windows)
+
+
+def default_paths(config_file: Path | None = None, dirs: Any = None) -> Paths:
+    """Resolve paths now (not at import) so tests can change the environment first.
+
+    `dirs` is a platformdirs object (default: this platform's), so a test can resolve Windows' rules on Linux.
+    """
+    dirs = dirs if dirs is not None else platformdirs.PlatformDirs(APP, False)
     env_cfg = os.environ.get("QWEN_TRAY_CONFIG")
-    cfg = config_file or (Path(env_cfg) if env_cfg else Path(platformdirs.user_config_dir(APP, False)) / "config.toml")
-    if os.name == "posix" and not os.environ.get("XDG_RUNTIME_DIR"):
-        # No per-login tmpfs (a container, a cron job): keep runtime files in the
-        # private state dir rather than platformdirs' shared /tmp fallback.
-        runtime = str(Path(platformdirs.user_state_dir(APP, False)) / "run")
-    else:
-        runtime = platformdirs.user_runtime_dir(APP, False)
+    cfg = config_file or (Path(env_cfg) if env_cfg else Path(dirs.user_config_dir) / "config.toml")
     return Paths(
         config_file=cfg,
-        models_dir=Path(platformdirs.user_data_dir(APP, False)) / "models",
-        cache_dir=Path(platformdirs.user_cache_dir(APP, False)) / "compiled",
-        log_dir=Path(platformdirs.user_log_dir(APP, False)),
-        runtime_dir=Path(runtime),
+        models_dir=Path(dirs.user_data_dir) / "models",
+        cache_dir=Path(dirs.user_cache_dir) / "compiled",
+        log_dir=Path(dirs.user_log_dir),
+        runtime_dir=runtime_dir(dirs),
     )
 
 

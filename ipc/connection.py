@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .protocol import PROTOCOL
 
@@ -62,11 +62,11 @@ class ConnectionInfo:
         }
 
 
-def default_path() -> Path:
+def default_path(dirs: Any = None) -> Path:
     """Where the daemon writes the file: `$QWEN_TRAY_CONNECTION`, else connection.json in the runtime dir.
 
-    The same rule as `daemon.paths.Paths.connection_file` (a test keeps them equal);
-    repeated here because a client must not need the daemon package.
+    The same rule as `daemon.paths.runtime_dir` (a test keeps them equal, for Windows' rules too);
+    repeated here because a client must not need the daemon package. `dirs`: a platformdirs object.
     """
     override = os.environ.get(ENV_VAR)
     if override:
@@ -78,30 +78,88 @@ def default_path() -> Path:
             f"cannot locate the connection file without the platformdirs package: set {ENV_VAR} "
             "to its path (`qwen-tray config` prints it)"
         ) from None
-    if os.name == "posix" and not os.environ.get("XDG_RUNTIME_DIR"):
-        runtime = Path(platformdirs.user_state_dir(APP, False)) / "run"
+    from platformdirs.windows import Windows
+
+    dirs = dirs if dirs is not None else platformdirs.PlatformDirs(APP, False)
+    if isinstance(dirs, Windows):  # not %LOCALAPPDATA%\\Temp: Storage Sense empties it under a live daemon
+        runtime = Path(dirs.user_data_dir) / "run"
+    elif not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = Path(dirs.user_state_dir) / "run"
     else:
-        runtime = Path(platformdirs.user_runtime_dir(APP, False))
+        runtime = Path(dirs.user_runtime_dir)
     return runtime / "connection.json"
 
 
 # ---------------------------------------------------------------- access control
 
 
-def _windows_grant_user_only(path: Path, run: Callable[..., Any] = subprocess.run) -> None:
-    """Replace the file's ACL with one entry: full control for the current user (icacls ships with Windows)."""
-    user = os.environ.get("USERNAME") or ""
-    domain = os.environ.get("USERDOMAIN") or ""
-    if not user:
-        raise ConnectionFileError("cannot restrict the connection file: USERNAME is not set")
-    account = f"{domain}\\{user}" if domain else user
-    run(["icacls", str(path), "/inheritance:r", "/grant:r", f"{account}:F"], check=True, capture_output=True)
+class AclApi(Protocol):
+    """The two Windows steps behind the user-only ACL (a fake implements this in tests)."""
+
+    def user_sid(self) -> str:
+        """The string SID of the user this process runs as, from the process token."""
+        ...
+
+    def apply_sddl(self, path: str, sddl: str) -> None:
+        """Replace the file's DACL with the one in `sddl` (OSError on failure)."""
+        ...
 
 
-def restrict_to_user(path: Path, *, windows: bool | None = None, run: Callable[..., Any] = subprocess.run) -> None:
+class Win32Acl:  # pragma: no cover - Windows only; its calls are declared (and checked) in ipc/win32.py
+    """advapi32 through ctypes: the token's SID, and SetNamedSecurityInfoW with a DACL parsed from SDDL."""
+
+    def user_sid(self) -> str:
+        from . import win32
+
+        return win32.current_user_sid()
+
+    def apply_sddl(self, path: str, sddl: str) -> None:
+        import ctypes
+
+        from . import win32
+
+        sd = win32.PVOID()
+        if not win32.call("ConvertStringSecurityDescriptorToSecurityDescriptorW", sddl, win32.SDDL_REVISION_1,
+                          ctypes.byref(sd), None):
+            raise OSError(win32.last_error(), f"cannot parse the security descriptor {sddl!r}")
+        try:
+            present, defaulted, dacl = win32.BOOL(), win32.BOOL(), win32.PVOID()
+            if not win32.call("GetSecurityDescriptorDacl", sd, ctypes.byref(present), ctypes.byref(dacl),
+                              ctypes.byref(defaulted)):
+                raise OSError(win32.last_error(), "GetSecurityDescriptorDacl failed")
+            err = win32.call("SetNamedSecurityInfoW", path, win32.SE_FILE_OBJECT,
+                             win32.DACL_SECURITY_INFORMATION | win32.PROTECTED_DACL_SECURITY_INFORMATION,
+                             None, None, dacl, None)
+            if err:
+                raise OSError(err, f"SetNamedSecurityInfoW failed for {path}")
+        finally:
+            win32.call("LocalFree", sd)
+
+
+def user_only_sddl(sid: str) -> str:
+    """The DACL as SDDL: protected (nothing inherited from the folder), one entry: full access for `sid`.
+
+    The same result as jupyter_core's `win32_restrict_file_to_user`, written as SDDL so it can be read and tested.
+    """
+    if not re.fullmatch(r"S-1-\d+(-\d+)+", sid):
+        raise ConnectionFileError(f"cannot restrict the connection file: {sid!r} is not a SID")
+    return f"D:P(A;;FA;;;{sid})"
+
+
+def _windows_grant_user_only(path: Path, acl: AclApi | None = None) -> None:
+    """Replace the file's ACL with one entry for the user of this process's token (not %USERNAME%)."""
+    api: AclApi = acl if acl is not None else Win32Acl()
+    try:
+        sddl = user_only_sddl(api.user_sid())
+        api.apply_sddl(str(path), sddl)
+    except OSError as exc:
+        raise ConnectionFileError(f"cannot restrict {path} to your user ({exc}); nothing was written") from exc
+
+
+def restrict_to_user(path: Path, *, windows: bool | None = None, acl: AclApi | None = None) -> None:
     """Make `path` readable and writable by the current user alone: 0600 on POSIX, a one-entry ACL on Windows."""
     if os.name == "nt" if windows is None else windows:
-        _windows_grant_user_only(path, run)
+        _windows_grant_user_only(path, acl)
     else:
         os.chmod(path, 0o600)
 
@@ -198,19 +256,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
-    import ctypes
-    from ctypes import wintypes
+def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only; see tests/test_win32_ctypes.py
+    """Open the process and ask whether it has ended (WaitForSingleObject with no wait).
 
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    kernel32.OpenProcess.restype = wintypes.HANDLE
-    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    Not GetExitCodeProcess: a process that exited with code 259 would read as STILL_ACTIVE.
+    """
+    from . import win32
+
+    handle = win32.call("OpenProcess", win32.PROCESS_QUERY_LIMITED_INFORMATION | win32.SYNCHRONIZE, False, pid)
     if not handle:
-        return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED: it exists
+        return win32.last_error() == win32.ERROR_ACCESS_DENIED  # it exists, it is someone else's
     try:
-        code = wintypes.DWORD()
-        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        return bool(ok) and code.value == 259  # STILL_ACTIVE
+        return int(win32.call("WaitForSingleObject", handle, 0)) == win32.WAIT_TIMEOUT
     finally:
-        kernel32.CloseHandle(handle)
+        win32.call("CloseHandle", handle)

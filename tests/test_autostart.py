@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -69,10 +70,10 @@ def windows_cmdline_split(cmdline: str) -> list[str]:
 
 @pytest.fixture
 def win_python(tmp_path: Path) -> Path:
-    """A fake installed Windows layout: a folder with spaces holding python.exe and pythonw.exe."""
+    """A fake installed Windows layout: a folder with spaces holding python.exe and the two launchers."""
     scripts = tmp_path / "John Smith" / "AppData" / "Local" / "qwen-tray" / "venv" / "Scripts"
     scripts.mkdir(parents=True)
-    for name in ("python.exe", "pythonw.exe"):
+    for name in ("python.exe", "pythonw.exe", "qwen-tray.exe", "qwen-tray-gui.exe"):
         (scripts / name).write_bytes(b"MZ")
     return scripts / "python.exe"
 
@@ -80,11 +81,12 @@ def win_python(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- Windows (fake registry)
 
 
-def test_windows_enable_writes_quoted_run_value_for_pythonw(win_python: Path) -> None:
+def test_windows_enable_writes_quoted_run_value_for_the_gui_launcher(win_python: Path) -> None:
     reg = FakeRegistry()
     st = WindowsAutostart(reg, executable=str(win_python)).enable()
     value = reg.values[(RUN_KEY, VALUE_NAME)]
-    assert windows_cmdline_split(value) == [str(win_python.with_name("pythonw.exe")), "-m", "daemon", "run"]
+    assert windows_cmdline_split(value) == [str(win_python.with_name("qwen-tray-gui.exe")), "run"]
+    assert "-m daemon" not in value  # another package named `daemon` could answer to that
     assert value.startswith('"')  # the path has spaces: unquoted it would run "C:\...\John"
     assert st.enabled and st.mode == "tray" and st.command == value and st.note == ""
     assert st.where == r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\qwen-tray"
@@ -95,7 +97,7 @@ def test_windows_headless_and_config_are_in_the_command(win_python: Path, tmp_pa
     cfg = tmp_path / "my config" / "config.toml"
     st = WindowsAutostart(reg, executable=str(win_python)).enable(headless=True, config_file=cfg)
     assert windows_cmdline_split(reg.values[(RUN_KEY, VALUE_NAME)])[1:] == [
-        "-m", "daemon", "--config", str(cfg), "run", "--headless"]
+        "--config", str(cfg), "run", "--headless"]
     assert st.enabled and st.mode == "headless"
 
 
@@ -127,19 +129,25 @@ def test_windows_status_honours_task_manager_disable_and_enable_clears_it(win_py
 
 def test_windows_status_reads_a_value_written_by_the_installer_and_flags_a_missing_program(tmp_path: Path) -> None:
     reg = FakeRegistry()
-    reg.values[(RUN_KEY, VALUE_NAME)] = '"C:\\Gone Away\\venv\\Scripts\\pythonw.exe" -m daemon run'
+    reg.values[(RUN_KEY, VALUE_NAME)] = '"C:\\Gone Away\\venv\\Scripts\\qwen-tray-gui.exe" run'
     st = WindowsAutostart(reg).status()
     assert st.enabled and st.mode == "tray"
-    assert "does not exist" in st.note and "C:\\Gone Away\\venv\\Scripts\\pythonw.exe" in st.note
+    assert "does not exist" in st.note and "C:\\Gone Away\\venv\\Scripts\\qwen-tray-gui.exe" in st.note
 
 
-def test_windows_falls_back_to_python_when_there_is_no_pythonw(tmp_path: Path) -> None:
+def test_windows_falls_back_to_the_console_launcher_and_refuses_without_any(tmp_path: Path) -> None:
     exe = tmp_path / "py" / "python.exe"
     exe.parent.mkdir()
     exe.write_bytes(b"MZ")
     reg = FakeRegistry()
+    with pytest.raises(AutostartError, match="qwen-tray-gui.exe"):
+        WindowsAutostart(reg, executable=str(exe)).enable()  # never `python -m daemon`
+    assert reg.values == {}
+    (exe.parent / "Scripts").mkdir()
+    (exe.parent / "Scripts" / "qwen-tray.exe").write_bytes(b"MZ")  # a python.org install: Scripts\ beside it
     WindowsAutostart(reg, executable=str(exe)).enable()
-    assert windows_cmdline_split(reg.values[(RUN_KEY, VALUE_NAME)])[0] == str(exe)
+    assert windows_cmdline_split(reg.values[(RUN_KEY, VALUE_NAME)]) == [str(exe.parent / "Scripts" / "qwen-tray.exe"),
+                                                                         "run"]
 
 
 def test_windows_write_failure_is_a_clear_error(win_python: Path) -> None:
@@ -203,13 +211,13 @@ def test_winregistry_uses_reg_sz_under_hkcu_and_tolerates_missing_keys() -> None
     reg = WinRegistry(w)
     assert reg.read(RUN_KEY, VALUE_NAME) is None  # key absent
     reg.delete(RUN_KEY, VALUE_NAME)  # key absent: no error
-    reg.write_string(RUN_KEY, VALUE_NAME, '"C:\\x y\\pythonw.exe" -m daemon run')
-    assert w.keys[RUN_KEY][VALUE_NAME] == ('"C:\\x y\\pythonw.exe" -m daemon run', w.REG_SZ)
-    assert reg.read(RUN_KEY, VALUE_NAME) == '"C:\\x y\\pythonw.exe" -m daemon run'
+    reg.write_string(RUN_KEY, VALUE_NAME, '"C:\\x y\\qwen-tray-gui.exe" run')
+    assert w.keys[RUN_KEY][VALUE_NAME] == ('"C:\\x y\\qwen-tray-gui.exe" run', w.REG_SZ)
+    assert reg.read(RUN_KEY, VALUE_NAME) == '"C:\\x y\\qwen-tray-gui.exe" run'
     reg.delete(RUN_KEY, VALUE_NAME)
     reg.delete(RUN_KEY, VALUE_NAME)  # value absent: no error
     assert reg.read(RUN_KEY, VALUE_NAME) is None
-    w.keys[RUN_KEY][VALUE_NAME] = ("%LOCALAPPDATA%\\qwen-tray\\venv\\Scripts\\pythonw.exe -m daemon run",
+    w.keys[RUN_KEY][VALUE_NAME] = ("%LOCALAPPDATA%\\qwen-tray\\venv\\Scripts\\qwen-tray-gui.exe run",
                                    w.REG_EXPAND_SZ)
     assert reg.read(RUN_KEY, VALUE_NAME).startswith("C:\\Users\\u\\AppData\\Local\\qwen-tray")
     w.keys[APPROVED_KEY] = {VALUE_NAME: (bytes([3, 0, 0]), w.REG_BINARY)}
@@ -412,15 +420,33 @@ def _iss() -> dict[str, str]:
     return out
 
 
-def test_iss_is_per_user_and_waits_for_the_daemons_mutex() -> None:
-    from daemon.instance import MUTEX_NAME
+def test_iss_is_per_user_and_waits_for_the_daemons_per_user_mutex() -> None:
+    """The .iss builds the daemon's mutex name from the token's SID, with the prefix daemon/instance.py uses."""
+    import re
+
+    from daemon.instance import MUTEX_PREFIX, mutex_name
 
     setup = _iss()
-    # Inno splits AppMutex on unescaped commas and passes each name to OpenMutex unchanged.
-    assert setup["AppMutex"].split(",") == [MUTEX_NAME]
-    assert MUTEX_NAME.startswith("Local\\")  # the session namespace Setup (not elevated) looks in
+    text = (WIN / "qwen-tray.iss").read_text()
+    assert setup["AppMutex"] == "{code:DaemonMutex}"
+    prefix = re.search(r"MutexPrefix = '([^']*)';", text)
+    assert prefix and prefix.group(1) == MUTEX_PREFIX
+    assert "Result := MutexPrefix + UserSid;" in text
+    assert "OpenProcessToken@advapi32.dll" in text and "GetTokenInformation@advapi32.dll" in text
+    assert mutex_name("S-1-5-21-1-2-3-1001") == "Global\\qwen-tray-S-1-5-21-1-2-3-1001"
     assert setup["PrivilegesRequired"] == "lowest"
     assert setup["DefaultDirName"] == r"{localappdata}\Programs\qwen-tray"
+
+
+def test_iss_version_comes_from_pyproject_and_setup_needs_nothing_installed_first() -> None:
+    text = (WIN / "qwen-tray.iss").read_text()
+    assert 'ReadIni(Repo + "\\pyproject.toml", "project", "version", "")' in text
+    assert not re.search(r"\b\d+\.\d+\.\d+\b", text)  # no version number written here
+    low = text.lower()
+    assert "powershell" not in low.replace("no powershell", "") and "install.ps1" not in low
+    assert "py.exe" not in low and "python.org" not in low  # no Python needed beforehand
+    assert 'Source: "{#Stage}\\uv.exe"' in text
+    assert "'python install --no-bin --no-registry 3.12'" in text and "'venv --clear --python 3.12 " in text
 
 
 def test_iss_autostart_is_an_unchecked_task_and_uses_the_same_registry_value() -> None:
@@ -429,31 +455,44 @@ def test_iss_autostart_is_an_unchecked_task_and_uses_the_same_registry_value() -
     assert "Flags: unchecked" in task
     assert f"RunKey = '{RUN_KEY}';" in text and f"ApprovedKey = '{APPROVED_KEY}';" in text
     assert f"RunValue = '{VALUE_NAME}';" in text
-    assert "WizardIsTaskSelected('autostart')" in text and "' -Autostart'" in text
-    ps = (WIN / "uninstall.ps1").read_text()
-    assert f'HKCU:\\{RUN_KEY}" -Name "{VALUE_NAME}"' in ps
+    assert "if WizardIsTaskSelected('autostart') then\n    RunLogged(InstalledExe('qwen-tray.exe'), 'autostart on'" \
+        in text
 
 
 def test_shortcut_and_run_key_start_the_same_program(win_python: Path) -> None:
-    """The Start-menu shortcut ({app}\\venv\\Scripts\\pythonw.exe -m daemon run) = what `autostart on` registers."""
+    """The Start-menu shortcut ({app}\\venv\\Scripts\\qwen-tray-gui.exe run) = what `autostart on` registers."""
     text = (WIN / "qwen-tray.iss").read_text()
     icon = next(line for line in text.splitlines() if line.startswith('Name: "{autoprograms}\\qwen-tray"'))
-    assert 'Filename: "{app}\\venv\\Scripts\\pythonw.exe"' in icon and 'Parameters: "-m daemon run"' in icon
+    assert 'Filename: "{app}\\venv\\Scripts\\qwen-tray-gui.exe"' in icon and 'Parameters: "run"' in icon
     args = windows.launch_args(executable=str(win_python))
-    assert Path(args[0]).name == "pythonw.exe" and Path(args[0]).parent.parent.name == "venv"
-    assert " ".join(args[1:]) == "-m daemon run"
+    assert Path(args[0]).name == "qwen-tray-gui.exe" and Path(args[0]).parent.parent.name == "venv"
+    assert args[1:] == ["run"]
+
+
+def test_no_python_dash_m_daemon_in_installed_entry_points() -> None:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["qwen-tray"] == "daemon.cli:main"
+    assert project["gui-scripts"]["qwen-tray-gui"] == "daemon.cli:main"  # pythonw: no console window
+    assert "-m daemon" not in (WIN / "qwen-tray.iss").read_text()
+    assert '"-m", "daemon"' not in (REPO / "daemon" / "autostart" / "windows.py").read_text()
 
 
 def test_every_qwen_tray_command_in_the_installers_exists() -> None:
-    """The scripts only string `qwen-tray` commands together: each one they call must parse."""
-    import re
-
+    """The installers only string `qwen-tray` commands together: each one they call must parse."""
     from daemon.cli import build_parser
 
     parser = build_parser()
     found = set()
-    for f in (WIN / "qwen-tray.iss", WIN / "install.ps1", WIN / "uninstall.ps1",
-              REPO / "installer/linux/install.sh", REPO / "installer/linux/uninstall.sh"):
+    iss = (WIN / "qwen-tray.iss").read_text()
+    found |= {m.group(1) for m in re.finditer(r"InstalledExe\('qwen-tray\.exe'\), '([a-z][a-z -]*[a-z])'", iss)}
+    found |= {m.group(1) for m in re.finditer(r'qwen-tray(?:-gui)?\.exe"; Parameters: "([a-z][a-z -]*[a-z])"', iss)}
+    found |= {m.group(1) for m in re.finditer(r"Exec\(InstalledExe\('qwen-tray\.exe'\), '([a-z]+)'", iss)}
+    for f in (REPO / "installer/linux/install.sh", REPO / "installer/linux/uninstall.sh"):
         text = f.read_text()
         for m in re.finditer(r'-m daemon ([a-z][a-z -]*[a-z])', text):
             found.add(m.group(1))

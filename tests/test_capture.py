@@ -119,3 +119,73 @@ def test_windows_style_layout_with_negative_origin() -> None:
     assert crop.image.getpixel((0, 0)) == RED and crop.image.getpixel((1, 0)) == ROOT
     assert crop.monitor == left  # centre (-1, 252)
     assert frozen.crop(Rect(-3, 250, 8, 4)).monitor == primary  # centre (1, 252)
+
+
+# -- mss's own grab path with a Windows-like layout (mss's platform seam) ------------------------------------------
+class _NegativeOriginScreen:
+    """Stands in for mss's platform implementation (mss.base.MSSImplementation in 10.x): a primary at (0, 0),
+    one monitor left of it and one above it, so left/top are negative as on Windows. Each pixel encodes its
+    own screen position (B = x mod 256, G = y mod 256), so a test can tell which pixels a grab returned."""
+
+    LAYOUT = [
+        {"left": -1920, "top": -1080, "width": 4480, "height": 2520},  # the whole virtual desktop
+        {"left": 0, "top": 0, "width": 2560, "height": 1440, "is_primary": True},
+        {"left": -1920, "top": 200, "width": 1920, "height": 1080},
+        {"left": 300, "top": -1080, "width": 1920, "height": 1080},
+    ]
+
+    @staticmethod
+    def impl_class() -> type:
+        from mss.base import MSSImplementation
+
+        class Impl(MSSImplementation):
+            grabs: list[dict] = []
+
+            def cursor(self) -> None:
+                return None
+
+            def monitors(self) -> list[dict]:
+                return [dict(m) for m in _NegativeOriginScreen.LAYOUT]
+
+            def grab(self, monitor: dict) -> bytearray:
+                Impl.grabs.append(dict(monitor))
+                left, top, w, h = monitor["left"], monitor["top"], monitor["width"], monitor["height"]
+                data = bytearray(w * h * 4)
+                for y in range(h):
+                    row = bytes(b for x in range(w) for b in ((left + x) % 256, (top + y) % 256, 0, 255))
+                    data[y * w * 4:(y + 1) * w * 4] = row
+                return data
+
+        return Impl
+
+
+def test_mss_grabs_a_negative_origin_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed mss's grab()/monitors() (validation, ScreenShot, .rgb) with monitors at negative left/top.
+    A development revision of mss refused such grabs; pyproject bounds mss to the tested range for this."""
+    import mss
+    import mss.base
+
+    impl = _NegativeOriginScreen.impl_class()
+    monkeypatch.setattr(mss.base, "_choose_impl", lambda **kw: impl())
+    monkeypatch.setattr(capture, "_open_mss", lambda: mss.MSS())
+    assert capture.virtual_rect() == Rect(-1920, -1080, 4480, 2520)
+    left = Rect(-1920, 200, 1920, 1080)
+    assert capture.monitor_at(-5, 500) == left
+
+    shot = capture.region(Rect(-10, 250, 20, 4))  # straddles the left monitor and the primary
+    assert shot.rect == Rect(-10, 250, 20, 4) and shot.image.size == (20, 4)
+    assert shot.image.getpixel((0, 0)) == (0, 250 % 256, (-10) % 256)  # RGB from BGRA: screen pixel (-10, 250)
+    assert shot.image.getpixel((19, 3)) == (0, 253 % 256, 9)
+    assert impl.grabs[-1] == {"left": -10, "top": 250, "width": 20, "height": 4}  # passed through unchanged
+
+    above = capture.region(Rect(400, -1100, 10, 40))  # clipped to the desktop's top at -1080
+    assert above.rect == Rect(400, -1080, 10, 20) and above.monitor == Rect(300, -1080, 1920, 1080)
+
+
+def test_mss_is_bounded_to_the_tested_range() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    spec = re.search(r'"mss([^"]*)"', text)
+    assert spec and "<" in spec.group(1), "mss needs an upper bound (tested range)"

@@ -73,6 +73,10 @@ class FakeUser32:
         q.put((message, wparam, lparam))
         return True
 
+    def allow_set_foreground(self) -> bool:
+        self._log("AllowSetForegroundWindow")
+        return True
+
     def press(self, text: str) -> bool:
         combo = to_win32(parse_hotkey(text))
         key = (combo.modifiers & ~MOD_NOREPEAT, combo.vk)
@@ -107,6 +111,22 @@ def test_register_runs_on_the_loop_thread_and_dispatches(api: FakeUser32, listen
     assert fired.get(timeout=WAIT) == ("region", "hotkeys-win32")
     assert fired.get(timeout=WAIT) == ("screen", "hotkeys-win32")
     assert not api.press("ctrl+alt+w")  # nothing registered for it
+
+
+def test_a_hotkey_keeps_the_foreground_right_before_the_callback_runs(api: FakeUser32,
+                                                                    listener: Win32HotkeyListener) -> None:
+    """Windows' foreground lock: AllowSetForegroundWindow on the loop thread, on WM_HOTKEY, before the callback
+    (which only posts to the Tk thread, where the popup later calls focus_force)."""
+    seen: queue.Queue[list[str]] = queue.Queue()
+    listener.register("ask_screen", "ctrl+alt+q", lambda: seen.put([c[0] for c in api.calls]))
+    assert api.press("ctrl+alt+q")
+    calls = seen.get(timeout=WAIT)
+    assert calls[-1] == "AllowSetForegroundWindow"
+    assert [c[1] for c in api.calls if c[0] == "AllowSetForegroundWindow"] == ["hotkeys-win32"]
+    listener.pause(True)
+    api.press("ctrl+alt+q")
+    listener.register("sync", "ctrl+alt+z", lambda: None)  # a round trip: the paused press was handled
+    assert [c[0] for c in api.calls].count("AllowSetForegroundWindow") == 1  # a swallowed press takes nothing
 
 
 def test_taken_combination_raises_and_the_rest_keep_working(api: FakeUser32, listener: Win32HotkeyListener) -> None:

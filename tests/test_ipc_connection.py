@@ -58,18 +58,6 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     assert list(folder.iterdir()) == []
 
 
-def test_windows_acl_seam_grants_the_user_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    monkeypatch.setenv("USERNAME", "alice")
-    monkeypatch.setenv("USERDOMAIN", "LAPTOP")
-    connection.restrict_to_user(tmp_path / "f", windows=True, run=lambda cmd, **kw: calls.append((cmd, kw)))
-    assert calls == [(["icacls", str(tmp_path / "f"), "/inheritance:r", "/grant:r", "LAPTOP\\alice:F"],
-                      {"check": True, "capture_output": True})]
-    monkeypatch.delenv("USERNAME")
-    with pytest.raises(ConnectionFileError, match="USERNAME"):
-        connection.restrict_to_user(tmp_path / "f", windows=True, run=lambda *a, **k: None)
-
-
 def test_default_path_is_the_daemons(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert connection.default_path() == default_paths().connection_file
     monkeypatch.delenv("XDG_RUNTIME_DIR")  # a container or cron job: the private state dir

@@ -198,12 +198,23 @@ def test_a_lock_held_by_a_killed_process_does_not_block(tmp_path: Path) -> None:
 
 
 class FakeMutexApi:
-    def __init__(self) -> None:
-        self.names: dict[str, int] = {}  # name -> open handles
+    """One Windows machine's mutex namespace, seen by the user with `sid`; other users' names are denied."""
+
+    def __init__(self, sid: str = "S-1-5-21-1004336348-1177238915-682003330-1001",
+                 names: dict[str, int] | None = None, owners: dict[str, str] | None = None) -> None:
+        self.sid = sid
+        self.names: dict[str, int] = {} if names is None else names  # name -> open handles
+        self.owners: dict[str, str] = {} if owners is None else owners  # name -> creator's SID
         self.handles: dict[int, str] = {}
         self.next = 100
 
+    def user_sid(self) -> str:
+        return self.sid
+
     def create(self, name: str) -> tuple[int, bool]:
+        if self.names.get(name, 0) > 0 and self.owners[name] != self.sid:
+            raise OSError(5, "CreateMutexW failed")  # the default DACL admits its creator only
+        self.owners.setdefault(name, self.sid)
         existed = self.names.get(name, 0) > 0
         self.next += 1
         self.names[name] = self.names.get(name, 0) + 1
@@ -219,14 +230,29 @@ def test_windows_named_mutex_through_a_fake(tmp_path: Path) -> None:
     api = FakeMutexApi()
     a = InstanceLock(tmp_path / "unused.lock", windows=True, mutex_api=api)
     a.acquire()
-    assert api.names == {"Local\\qwen-tray": 1}
+    name = f"Global\\qwen-tray-{api.sid}"
+    assert api.names == {name: 1}
     with pytest.raises(AlreadyRunning, match="already running"):
         InstanceLock(tmp_path / "unused.lock", windows=True, mutex_api=api).acquire()
-    assert api.names == {"Local\\qwen-tray": 1}  # the refused one closed its handle
+    assert api.names == {name: 1}  # the refused one closed its handle
     a.release()
-    assert api.names == {"Local\\qwen-tray": 0} and not a.held
+    assert api.names == {name: 0} and not a.held
     InstanceLock(tmp_path / "unused.lock", windows=True, mutex_api=api).acquire()
     assert not (tmp_path / "unused.lock").exists()  # no lock file on Windows
+
+
+def test_windows_mutex_is_per_user_so_a_second_account_starts_its_own(tmp_path: Path) -> None:
+    """Two accounts on one machine (runas, fast user switching): each gets its own daemon, not ACCESS_DENIED."""
+    alice = FakeMutexApi("S-1-5-21-1-2-3-1001")
+    bob = FakeMutexApi("S-1-5-21-1-2-3-1002", alice.names, alice.owners)  # the same kernel namespace
+    InstanceLock(tmp_path / "a", windows=True, mutex_api=alice).acquire()
+    InstanceLock(tmp_path / "b", windows=True, mutex_api=bob).acquire()  # a fixed name would raise OSError here
+    assert set(alice.names) == {"Global\\qwen-tray-S-1-5-21-1-2-3-1001", "Global\\qwen-tray-S-1-5-21-1-2-3-1002"}
+    squatter = FakeMutexApi("S-1-5-21-1-2-3-1001", alice.names, alice.owners)
+    squatter.sid = "S-1-5-21-9-9-9-1003"  # someone created a mutex under another user's name
+    with pytest.raises(AlreadyRunning, match="another account"):
+        InstanceLock(tmp_path / "c", windows=True, mutex_api=squatter,
+                     mutex_name="Global\\qwen-tray-S-1-5-21-1-2-3-1001").acquire()
 
 
 def test_run_exits_cleanly_on_sigint(daemons) -> None:

@@ -1,7 +1,8 @@
 """The thin ctypes layers for Windows (user32 hotkeys, DPI, cursor), run against a fake WinDLL on Linux.
 
-They cannot call Windows here, but they can be checked for what they declare and pass: argument types,
-the PM_NOREMOVE peek, the -4 awareness context, GetLastError mapping, and how MSG/POINT are read back.
+They cannot call Windows here, but they can be checked for what they pass: the PM_NOREMOVE peek, the -4
+awareness context, GetLastError mapping, and how MSG/POINT are read back. What they declare comes from the one
+table in ipc/win32.py (checked against the SDK's prototypes in test_win32_table.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 from daemon import capture, dpi
 from daemon.hotkey.win32_backend import ERROR_HOTKEY_ALREADY_REGISTERED, WM_HOTKEY, CtypesUser32
+from ipc import win32
 
 
 class FakeFn:
@@ -34,11 +36,13 @@ class FakeDll:
     def __init__(self, **functions: Callable[..., Any]) -> None:
         self.fns = {name: FakeFn(impl) for name, impl in functions.items()}
 
-    def __getattr__(self, name: str) -> FakeFn:
+    def __getitem__(self, name: str) -> FakeFn:
         try:
             return self.fns[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    __getattr__ = __getitem__
 
 
 @pytest.fixture
@@ -58,7 +62,15 @@ def _install(monkeypatch: pytest.MonkeyPatch, dlls: dict[str, FakeDll]) -> list[
         return dlls[name]
 
     monkeypatch.setattr(ctypes, "WinDLL", windll, raising=False)
+    win32._reset_for_tests()
     return opened
+
+
+@pytest.fixture(autouse=True)
+def _fresh_table() -> Any:
+    win32._reset_for_tests()
+    yield
+    win32._reset_for_tests()
 
 
 def test_user32_hotkey_calls(monkeypatch: pytest.MonkeyPatch, last_error: list[int]) -> None:
@@ -79,14 +91,15 @@ def test_user32_hotkey_calls(monkeypatch: pytest.MonkeyPatch, last_error: list[i
 
     user32 = FakeDll(
         RegisterHotKey=register, UnregisterHotKey=lambda hwnd, hid: 1, GetMessageW=get_message,
-        PeekMessageW=lambda *a: 0, PostThreadMessageW=lambda *a: 1,
+        PeekMessageW=lambda *a: 0, PostThreadMessageW=lambda *a: 1, AllowSetForegroundWindow=lambda pid: 1,
     )  # fmt: skip
-    kernel32 = FakeDll(GetCurrentThreadId=lambda: 4242)
+    kernel32 = FakeDll(GetCurrentThreadId=lambda: 4242, GetCurrentProcessId=lambda: 77)
     opened = _install(monkeypatch, {"user32": user32, "kernel32": kernel32})
     api = CtypesUser32()
     assert all(kw == {"use_last_error": True} for _, kw in opened)  # GetLastError is captured per call
-    assert len(user32.RegisterHotKey.argtypes) == 4 and len(user32.PostThreadMessageW.argtypes) == 4
-    assert user32.GetMessageW.restype is ctypes.c_int  # so -1 (error) is not read as True
+    assert user32.RegisterHotKey.argtypes == win32.CFUNCTIONS["RegisterHotKey"][1]
+    assert user32.GetMessageW.restype is ctypes.c_int32  # signed: -1 (error) is not read as True
+    assert api.allow_set_foreground() and user32.AllowSetForegroundWindow.calls == [(77,)]  # our process only
 
     assert api.current_thread_id() == 4242
     api.ensure_message_queue()
@@ -104,9 +117,10 @@ def test_user32_hotkey_calls(monkeypatch: pytest.MonkeyPatch, last_error: list[i
 def test_user32_get_message_error(monkeypatch: pytest.MonkeyPatch, last_error: list[int]) -> None:
     user32 = FakeDll(
         RegisterHotKey=lambda *a: 1, UnregisterHotKey=lambda *a: 1, GetMessageW=lambda *a: -1,
-        PeekMessageW=lambda *a: 0, PostThreadMessageW=lambda *a: 1,
+        PeekMessageW=lambda *a: 0, PostThreadMessageW=lambda *a: 1, AllowSetForegroundWindow=lambda pid: 1,
     )  # fmt: skip
-    _install(monkeypatch, {"user32": user32, "kernel32": FakeDll(GetCurrentThreadId=lambda: 1)})
+    _install(monkeypatch, {"user32": user32,
+                           "kernel32": FakeDll(GetCurrentThreadId=lambda: 1, GetCurrentProcessId=lambda: 1)})
     last_error[0] = 1400  # ERROR_INVALID_WINDOW_HANDLE
     with pytest.raises(OSError, match="GetMessageW"):
         CtypesUser32().get_message()
@@ -146,8 +160,10 @@ def test_win32_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
     class WinDll:
         user32 = FakeDll(GetCursorPos=get_cursor_pos)
 
-    monkeypatch.setattr(ctypes, "windll", WinDll(), raising=False)
+    _install(monkeypatch, {"user32": WinDll.user32})
     assert capture._win32_cursor() == (-1500, 300)
-    WinDll.user32 = FakeDll(GetCursorPos=lambda p: 0)
+    assert WinDll.user32.GetCursorPos.argtypes == (ctypes.POINTER(win32.POINT),)
+    win32._reset_for_tests()
+    _install(monkeypatch, {"user32": FakeDll(GetCursorPos=lambda p: 0)})
     with pytest.raises(capture.CaptureError, match="GetCursorPos"):
         capture._win32_cursor()

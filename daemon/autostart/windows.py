@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,17 +71,28 @@ class WinRegistry:
             pass
 
 
+GUI_SCRIPT = "qwen-tray-gui.exe"  # [project.gui-scripts]: a pythonw launcher, no console window
+CONSOLE_SCRIPT = "qwen-tray.exe"
+
+
 def launch_args(headless: bool = False, config_file: Path | None = None, executable: str | None = None) -> list[str]:
     """The program and arguments that start qwen-tray at login.
 
-    `pythonw.exe` next to the running interpreter (a venv's Scripts folder, or the
-    installer's runtime), so no console window opens at login; `python.exe` if
-    there is no pythonw (unusual builds).
+    The installed launcher, never `python -m daemon` (another distribution's top-level `daemon` package could
+    answer to that name): `qwen-tray-gui.exe` beside the running interpreter (a venv's Scripts folder, where
+    the installer's `uv venv` puts it) or in the interpreter's scripts folder; `qwen-tray.exe` if the GUI
+    launcher is missing. AutostartError when neither exists (qwen-tray is not installed as a package).
     """
     exe = Path(executable or sys.executable)
-    pythonw = exe.with_name("pythonw.exe")
-    program = str(pythonw) if pythonw.is_file() else str(exe)
-    args = [program, "-m", "daemon"]
+    folders = [exe.parent, exe.parent / "Scripts"]
+    if executable is None:
+        folders.append(Path(sysconfig.get_path("scripts")))
+    program = next((str(f / name) for name in (GUI_SCRIPT, CONSOLE_SCRIPT) for f in folders if (f / name).is_file()),
+                   None)
+    if program is None:
+        raise AutostartError(f"cannot find {GUI_SCRIPT} beside {exe}: install qwen-tray (the Setup, or "
+                             "`pip install` into a venv) and run `qwen-tray autostart on` from there")
+    args = [program]
     if config_file is not None:
         args += ["--config", str(config_file)]
     args.append("run")

@@ -9,6 +9,9 @@ callers put a command in a queue and wake the loop with PostThreadMessageW(WM_AP
 hands back the result, so ``register`` still raises HotkeyTaken synchronously. ``stop`` posts WM_QUIT, the loop
 unregisters everything (on its own thread) and ends. While idle the thread sleeps in GetMessageW: no polling.
 
+Focus: on WM_HOTKEY the loop calls AllowSetForegroundWindow for our own process before the callback (see
+``_keep_foreground_right``), so the popup that opens a moment later may take the foreground.
+
 All of user32/kernel32 is behind ``User32Api`` so the real logic is tested on Linux with a fake.
 """
 
@@ -56,59 +59,54 @@ class User32Api(Protocol):
     def post_thread_message(self, thread_id: int, message: int, wparam: int = 0, lparam: int = 0) -> bool:
         """PostThreadMessageW."""
 
+    def allow_set_foreground(self) -> bool:
+        """AllowSetForegroundWindow(our own process id), called while WM_HOTKEY is the last input."""
+
 
 class CtypesUser32:
-    """The real User32Api through ctypes (Windows only)."""
+    """The real User32Api over the declared functions in ipc/win32.py (Windows only)."""
 
     def __init__(self) -> None:
         import ctypes
-        from ctypes import wintypes
+
+        from ipc import win32
 
         self._ctypes = ctypes
-        self._msg_type = wintypes.MSG
-        u = ctypes.WinDLL("user32", use_last_error=True)  # type: ignore[attr-defined]
-        k = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
-        u.RegisterHotKey.argtypes = [wintypes.HWND, ctypes.c_int, wintypes.UINT, wintypes.UINT]
-        u.RegisterHotKey.restype = wintypes.BOOL
-        u.UnregisterHotKey.argtypes = [wintypes.HWND, ctypes.c_int]
-        u.UnregisterHotKey.restype = wintypes.BOOL
-        lpmsg = ctypes.POINTER(wintypes.MSG)
-        u.GetMessageW.argtypes = [lpmsg, wintypes.HWND, wintypes.UINT, wintypes.UINT]
-        u.GetMessageW.restype = ctypes.c_int  # BOOL that may be -1 on error
-        u.PeekMessageW.argtypes = [lpmsg, wintypes.HWND, wintypes.UINT, wintypes.UINT, wintypes.UINT]
-        u.PeekMessageW.restype = wintypes.BOOL
-        u.PostThreadMessageW.argtypes = [wintypes.DWORD, wintypes.UINT, wintypes.WPARAM, wintypes.LPARAM]
-        u.PostThreadMessageW.restype = wintypes.BOOL
-        k.GetCurrentThreadId.argtypes = []
-        k.GetCurrentThreadId.restype = wintypes.DWORD
-        self._u, self._k = u, k
+        self._w = win32
+        for name in ("RegisterHotKey", "UnregisterHotKey", "GetMessageW", "PeekMessageW", "PostThreadMessageW",
+                     "GetCurrentThreadId", "GetCurrentProcessId", "AllowSetForegroundWindow"):
+            if win32.fn(name) is None:
+                raise HotkeyUnavailable(f"user32/kernel32 has no {name}")
 
     def current_thread_id(self) -> int:
-        return int(self._k.GetCurrentThreadId())
+        return int(self._w.call("GetCurrentThreadId"))
 
     def ensure_message_queue(self) -> None:
-        msg = self._msg_type()
-        self._u.PeekMessageW(self._ctypes.byref(msg), None, 0, 0, 0)  # PM_NOREMOVE
+        msg = self._w.MSG()
+        self._w.call("PeekMessageW", self._ctypes.byref(msg), None, 0, 0, 0)  # PM_NOREMOVE
 
     def register_hotkey(self, hotkey_id: int, modifiers: int, vk: int) -> int:
-        if self._u.RegisterHotKey(None, hotkey_id, modifiers, vk):
+        if self._w.call("RegisterHotKey", None, hotkey_id, modifiers, vk):
             return 0
-        return int(self._ctypes.get_last_error()) or -1
+        return self._w.last_error() or -1
 
     def unregister_hotkey(self, hotkey_id: int) -> bool:
-        return bool(self._u.UnregisterHotKey(None, hotkey_id))
+        return bool(self._w.call("UnregisterHotKey", None, hotkey_id))
 
     def get_message(self) -> tuple[int, int, int] | None:
-        msg = self._msg_type()
-        result = self._u.GetMessageW(self._ctypes.byref(msg), None, 0, 0)
+        msg = self._w.MSG()
+        result = self._w.call("GetMessageW", self._ctypes.byref(msg), None, 0, 0)
         if result == -1:
-            raise OSError(self._ctypes.get_last_error(), "GetMessageW failed")
+            raise OSError(self._w.last_error(), "GetMessageW failed")
         if result == 0:
             return None
         return int(msg.message), int(msg.wParam), int(msg.lParam)
 
     def post_thread_message(self, thread_id: int, message: int, wparam: int = 0, lparam: int = 0) -> bool:
-        return bool(self._u.PostThreadMessageW(thread_id, message, wparam, lparam))
+        return bool(self._w.call("PostThreadMessageW", thread_id, message, wparam, lparam))
+
+    def allow_set_foreground(self) -> bool:
+        return bool(self._w.call("AllowSetForegroundWindow", self._w.call("GetCurrentProcessId")))
 
 
 @dataclass
@@ -242,6 +240,7 @@ class Win32HotkeyListener(PausableListener):
                 if message == WM_HOTKEY:
                     name = self._names_by_id.get(wparam)
                     if name is not None:
+                        self._keep_foreground_right()
                         self._dispatch.fire(name)
                 elif message == WM_RUN_COMMANDS:
                     self._run_commands()
@@ -251,6 +250,21 @@ class Win32HotkeyListener(PausableListener):
             for name in list(self._by_name):
                 self._unregister_here(name)
             self._fail_pending()  # anyone still waiting gets "stopped", never a late registration
+
+    def _keep_foreground_right(self) -> None:
+        """Windows' foreground lock: only a process that received the last input may take the foreground.
+
+        WM_HOTKEY is that input, but the popup appears ~200 ms later on the Tk thread (after the capture).
+        AllowSetForegroundWindow(own pid) right now keeps the right until the user's next input elsewhere, so
+        the popup's focus_force takes the foreground instead of flashing its taskbar button.
+        """
+        if self._dispatch.paused:
+            return
+        try:
+            if not self._api.allow_set_foreground():
+                log.debug("AllowSetForegroundWindow refused")
+        except Exception:
+            log.debug("AllowSetForegroundWindow failed", exc_info=True)
 
     def _fail_pending(self) -> None:
         while True:

@@ -32,6 +32,7 @@ from ..logs import RepeatedFailure
 from . import markdown
 from .geometry import Rect, place_popup
 from .history import History
+from .scaling import scale_popup
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class AnswerPopup:
         self.win.wm_attributes("-topmost", True)
         self.win.protocol("WM_DELETE_WINDOW", self.close)
         self._build()
+        scale_popup(self.win, monitor)  # Tk ignores per-monitor DPI: size the popup for its monitor
         self._place(target, monitor)
         self.win.deiconify()
         self.win.lift()

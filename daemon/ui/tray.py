@@ -5,13 +5,14 @@ has no standard menu (pystray's X11 backend shows none either; a left click
 runs the default item), so the actions must be reachable without the menu
 (tests call them directly), and the menu stays a thin list of labels.
 
-Backends: pystray on Windows (its loop on a thread of its own; `update_menu`
-is not thread-safe, so it is only called from menu callbacks and right before
-the menu opens, both on the tray's thread), and on X11 our own single-threaded
-XEMBED icon (`xtray.py`), because pystray's X11 backend shares one python-xlib
-connection between threads and was seen to hang. State changes come from the
-scheduler's worker thread and go through a queue to an updater thread, so a
-slow or stuck tray host can never hold up the engine.
+Backends, behind one small interface (`TrayBackend`), chosen once by
+`backend()` the way pystray's own `backend()` picks its module: pystray on
+Windows and macOS (`wintray.py`: the icon is built, run and stopped on its own
+thread), and on X11 our own single-threaded XEMBED icon (`xtray.py`), because
+pystray's X11 backend shares one python-xlib connection between threads and was
+seen to hang. State changes come from the scheduler's worker thread and go
+through a queue to an updater thread, so a slow or stuck tray host can never
+hold up the engine.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import queue
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from PIL import Image, ImageDraw
@@ -36,6 +38,40 @@ COLORS = {
 }
 TOOLTIP_MAX = 127  # Windows' NOTIFYICONDATA szTip limit, less the terminator
 ICON_SIZE = 64
+
+
+class TrayBackend(Protocol):
+    """One tray icon on a thread of its own. `start` returns once it exists; the rest from any thread."""
+
+    def start(self, timeout: float = 10.0) -> None: ...
+
+    def update(self, title: str | None = None, image: Image.Image | None = None) -> None: ...
+
+    def refresh_menu(self) -> None:
+        """Re-read the menu's labels (no-op where there is no menu)."""
+        ...
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Remove the icon and end its thread, within `timeout`."""
+        ...
+
+
+BackendFactory = Callable[..., TrayBackend]  # (title, image, on_activate=..., menu=...) -> TrayBackend
+
+
+def backend(platform: str | None = None, environ: Mapping[str, str] | None = None) -> BackendFactory:
+    """The tray backend for this platform, decided once per Tray (like pystray's `backend()`)."""
+    platform = platform or sys.platform
+    environ = os.environ if environ is None else environ
+    if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        if not environ.get("DISPLAY"):
+            raise RuntimeError("no X display for a tray icon ($DISPLAY is not set)")
+        from .xtray import XTrayIcon
+
+        return XTrayIcon
+    from .wintray import PystrayIcon
+
+    return PystrayIcon
 
 
 class TrayActions(Protocol):
@@ -120,24 +156,18 @@ def tooltip(status: dict[str, Any]) -> str:
     return text[:TOOLTIP_MAX]
 
 
-def use_xembed() -> bool:
-    """X11 (Linux, BSD): our own single-threaded XEMBED icon (daemon/ui/xtray.py) instead of pystray's."""
-    return sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and bool(os.environ.get("DISPLAY"))
-
-
 class Tray:
-    """The tray icon on its own thread: pystray on Windows (and macOS), our XEMBED icon on X11.
+    """The tray icon through the platform's backend (`backend()`), with state updates off the engine's thread.
 
-    `start()` returns once the icon exists. On X11 there is no menu (as with pystray's X11
-    backend): a left click asks about the screen, and every action is a TrayActions method.
+    On X11 there is no menu (as with pystray's X11 backend): a left click asks about the screen, and every
+    action is a TrayActions method.
     """
 
-    def __init__(self, actions: TrayActions) -> None:
+    def __init__(self, actions: TrayActions, backend_factory: BackendFactory | None = None) -> None:
         self.actions = actions
         self.state = "loading"
-        self.icon: Any = None  # pystray.Icon, or XTrayIcon on X11
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
+        self._factory = backend_factory
+        self.icon: TrayBackend | None = None
         self._updates: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
         self._updater: threading.Thread | None = None
 
@@ -181,27 +211,10 @@ class Tray:
 
     def start(self, timeout: float = 10.0) -> None:
         """Create the icon on a thread of its own (Tk keeps the main thread)."""
+        factory = self._factory if self._factory is not None else backend()
         title, image = tooltip({"state": self.state}), draw_icon(self.state)
-        if use_xembed():
-            from .xtray import XTrayIcon
-
-            self.icon = XTrayIcon(title, image, on_activate=self.actions.ask_screen)
-            self.icon.start(timeout)
-        else:
-            import pystray  # imported late: it picks its backend at import
-
-            self.icon = pystray.Icon("qwen-tray", image, title, self.menu())
-            self._hook_windows_menu()
-
-            def setup(icon: Any) -> None:
-                icon.visible = True
-                self._ready.set()
-
-            self._thread = threading.Thread(target=self.icon.run, kwargs={"setup": setup}, name="tray",
-                                            daemon=True)
-            self._thread.start()
-            if not self._ready.wait(timeout):
-                log.warning("the tray icon did not appear within %.0f s (no system tray?)", timeout)
+        self.icon = factory(title, image, on_activate=self.actions.ask_screen, menu=self.menu)
+        self.icon.start(timeout)
         # State changes arrive on the scheduler's worker thread: hand them to a thread of our own, so a
         # slow tray host can never hold up the engine.
         self._updater = threading.Thread(target=self._apply_updates, name="tray-updates", daemon=True)
@@ -229,58 +242,22 @@ class Tray:
             icon = self.icon
             if icon is None:
                 continue
-            title, image = tooltip({**status, "state": state}), draw_icon(state)
             try:
-                if use_xembed():
-                    icon.update(title=title, image=image)
-                else:
-                    icon.title = title
-                    icon.icon = image
+                icon.update(title=tooltip({**status, "state": state}), image=draw_icon(state))
             except Exception:  # a tray host that went away must not take the daemon with it
                 log.warning("could not update the tray icon", exc_info=True)
 
     def refresh_menu_from_tray_thread(self) -> None:
         """Re-read the menu's labels; only ever called on the tray's own thread."""
         icon = self.icon
-        if icon is not None and getattr(icon, "HAS_MENU", False):
-            try:
-                icon.update_menu()
-            except Exception:
-                log.debug("menu update failed", exc_info=True)
+        if icon is not None:
+            icon.refresh_menu()
 
-    def _hook_windows_menu(self) -> None:
-        """Windows: refresh the menu on right-click, on the tray thread, just before pystray shows it."""
-        if sys.platform != "win32":
-            return
-        handlers = getattr(self.icon, "_message_handlers", None)
-        try:
-            from pystray._util import win32  # type: ignore[import-not-found]
-        except Exception:
-            return
-        notify = handlers.get(win32.WM_NOTIFY) if isinstance(handlers, dict) else None
-        if notify is None:
-            return
-
-        def on_notify(wparam: Any, lparam: Any) -> Any:
-            if lparam == win32.WM_RBUTTONUP:
-                self.refresh_menu_from_tray_thread()
-            return notify(wparam, lparam)
-
-        handlers[win32.WM_NOTIFY] = on_notify
-
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         """Remove the icon and end its threads."""
         self._updates.put(None)
         if self._updater is not None:
             self._updater.join(timeout)
         icon, self.icon = self.icon, None
-        if icon is None:
-            return
-        try:
-            icon.stop()
-        except Exception:
-            log.warning("the tray icon did not stop cleanly", exc_info=True)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("the tray thread did not end within %.0f s", timeout)
+        if icon is not None:
+            icon.stop(timeout)

@@ -35,7 +35,8 @@ class XTrayIcon:
     """`start()`; `update(title=..., image=...)` and `stop()` from any thread."""
 
     def __init__(self, title: str, image: Image.Image, on_activate: Callable[[], None] | None = None,
-                 display_name: str | None = None) -> None:
+                 display_name: str | None = None, menu: Callable[[], Any] | None = None) -> None:
+        """`menu` is accepted for the TrayBackend interface and ignored: X11 tray icons have no menu."""
         self.title = title
         self.image = image
         self.on_activate = on_activate
@@ -60,7 +61,10 @@ class XTrayIcon:
     def update(self, title: str | None = None, image: Image.Image | None = None) -> None:
         self._send("update", (title, image))
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def refresh_menu(self) -> None:
+        """No menu on X11."""
+
+    def stop(self, timeout: float = 1.0) -> None:
         self._send("stop", None)
         if self._thread is not None:
             self._thread.join(timeout)
