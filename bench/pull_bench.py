@@ -1,0 +1,150 @@
+"""`model pull` paths on the 4B stand-in: NNCF compression of an fp16 IR (path b) against today's export (path c).
+
+Why: path (b) is what a user's laptop runs by default (OpenVINO publishes an fp16 IR of
+Qwen3-VL-4B); the question is how much memory and time it needs next to the PyTorch export it
+replaces, and whether the model it makes is as fast and as small. Each step runs in its own
+child process, so its peak RSS (VmHWM) and time are its own:
+
+  hf       the stand-in's bf16 checkpoint (bench/make_standin.py; ~80 s, 10.5 GB peak)
+  export   today's path (c): optimum-intel export int4 sym g128 ratio 1.0 from the checkpoint
+  fp16     the "published" fp16 IR: optimum-intel export with weight format fp16 (what OpenVINO's
+           *-fp16-ov repos are)
+  compress path (b): daemon.engine.compress on that fp16 IR, torch hidden
+  decode   each int4 IR's decode speed on CPU with VLMPipeline, output length forced
+
+    flock /tmp/qwen-heavy.lock python bench/pull_bench.py --out bench/pull_bench.json
+(QWEN_TRAY_BENCH_CACHE picks the folder; the bf16 checkpoint stays there for the next run.)
+Not run by CI. Needs the export extra (for the stand-in and path c), about 26 GB of disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+
+def dirs() -> dict[str, Path]:
+    from make_standin import standin_dirs
+
+    hf, ir = standin_dirs("4b")
+    root = hf.parent
+    return {"hf": hf, "export": root / "pull-export-int4", "fp16": root / "pull-fp16", "compress": root / "pull-b-int4"}
+
+
+def vm_hwm() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def step(name: str) -> dict:
+    """Run one step in this process; return its figures."""
+    d = dirs()
+    t0 = time.perf_counter()
+    out: dict = {"step": name}
+    if name == "export":
+        from daemon.engine.export import ExportOptions, export_model
+
+        export_model(d["hf"], d["export"], ExportOptions("int4", True, 128, 1.0))
+    elif name == "fp16":
+        from daemon.engine.export import ExportOptions, export_model
+
+        export_model(d["hf"], d["fp16"], ExportOptions("fp16"))
+    elif name == "compress":
+        from daemon.engine.compress import compress_ir, peak_memory_bytes
+
+        out["estimated_peak_bytes"] = peak_memory_bytes(d["fp16"])
+        compress_ir(d["fp16"], d["compress"], log=lambda s: print(s, file=sys.stderr, flush=True))
+        out["torch_imported"] = "torch" in sys.modules and sys.modules["torch"] is not None
+    elif name.startswith("decode:"):
+        out.update(decode(d[name.split(":", 1)[1]]))
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    out["peak_rss_bytes"] = vm_hwm()
+    return out
+
+
+def decode(model: Path, tokens: int = 64, rounds: int = 3) -> dict:
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as g
+
+    from daemon.engine.ir_info import model_format
+
+    pipe = g.VLMPipeline(str(model), "CPU")
+    rng = np.random.default_rng(0)
+    speeds = []
+    for r in range(rounds + 1):
+        image = ov.Tensor(rng.integers(0, 256, size=(1, 448, 448, 3), dtype=np.uint8))
+        cfg = pipe.get_generation_config()
+        cfg.max_new_tokens = cfg.min_new_tokens = tokens
+        cfg.do_sample = False
+        res = pipe.generate(f"Describe this picture {r}.", images=[image], generation_config=cfg)
+        if r:  # the first round warms up
+            speeds.append(1000.0 / res.perf_metrics.get_tpot().mean)  # decode: time per output token
+    fmt = model_format(model)
+    return {"tokens_per_s": sorted(speeds)[len(speeds) // 2], "rounds": speeds, "ir_bytes": size(model),
+            "weights": fmt.label, "npu_ready": fmt.npu_ready}
+
+
+def run_child(name: str) -> dict:
+    cmd = [sys.executable, __file__, "--step", name]
+    print(f"== {name}", flush=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, env=env)
+    line = proc.stdout.strip().splitlines()[-1]
+    result = json.loads(line)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=str(HERE / "pull_bench.json"))
+    ap.add_argument("--keep", action="store_true", help="keep the stand-in folders afterwards")
+    args = ap.parse_args()
+    if args.step:
+        res = step(args.step)
+        sys.stdout.write(json.dumps(res) + "\n")
+        return 0
+    d = dirs()
+    from machine import load_avg, machine_info  # the same machine description the main benchmark records
+
+    results: dict = {"machine": machine_info(), "load_avg_start": load_avg(), "steps": []}
+    if not (d["hf"] / "config.json").is_file():
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(HERE / "make_standin.py"), "--shape", "4b", "--stage", "hf"], check=True)
+        results["steps"].append({"step": "hf", "seconds": round(time.perf_counter() - t0, 1)})
+    for name in ("export", "fp16", "compress"):
+        if not (d[name] / "openvino_language_model.xml").is_file():
+            results["steps"].append(run_child(name))
+    for name in ("export", "compress"):
+        results["steps"].append(run_child(f"decode:{name}"))
+    results["load_avg_end"] = load_avg()
+    if not args.keep:
+        import shutil
+
+        for name in ("export", "fp16", "compress"):
+            shutil.rmtree(d[name], ignore_errors=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
