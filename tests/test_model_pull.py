@@ -195,6 +195,16 @@ def test_too_little_disk_is_refused_before_downloading(forms: dict[str, Path], t
     assert not any(p.name != ".staging" for p in store().iterdir())
 
 
+def test_a_second_pull_of_the_same_model_is_refused_while_one_runs(forms: dict[str, Path], tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    lock = store() / ".staging" / "Tiny-VL-int4.lock"
+    lock.parent.mkdir(parents=True)
+    with FileLock(str(lock)), fake_hub({"OpenVINO/Tiny-VL-int4-ov": forms["int4"]}) as hub:
+        out, _ = pull(hub, "OpenVINO/Tiny-VL-int4-ov", tmp_path)
+    assert out.returncode == 2 and "another `qwen-tray model pull` of Tiny-VL-int4 is running" in out.stderr
+
+
 def test_memory_check_states_and_refuses() -> None:
     plan = Plan("ir-compress", [], download_bytes=10, output_bytes=10, peak_memory=12 * 10**9)
     check_resources(plan, free_disk=10**12, free_memory=16 * 10**9, where=Path("/x"))

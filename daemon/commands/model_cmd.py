@@ -143,8 +143,9 @@ def run_list(args: argparse.Namespace) -> int:
     print("* = the model `qwen-tray run` uses" + (" (the demo model answers with noise)"
                                                  if any(r["in_use"] and r["demo"] for r in rows) else ""))
     partial = paths.models_dir / ".staging"
-    if partial.is_dir() and any(partial.iterdir()):
-        names = ", ".join(sorted(p.name for p in partial.iterdir()))
+    unfinished = sorted(p.name for p in partial.iterdir() if p.is_dir()) if partial.is_dir() else []
+    if unfinished:
+        names = ", ".join(unfinished)
         print(f"unfinished pulls ({names}): run the same `qwen-tray model pull` to resume, "
               "or `qwen-tray model rm NAME` to drop them")
     return 0

@@ -17,6 +17,7 @@ before the weights are downloaded, and the compression's or export's peak memory
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -170,13 +171,37 @@ def _install(result: Path, out: Path, staging: Path) -> None:
 
 def pull(model_id: str, source_kind: str, models_dir: Path, options: ExportOptions = ExportOptions(),
          force: bool = False, check_memory: bool = True, say: Say = print) -> Path:
-    """Pull `model_id` into `models_dir`; return the model's folder there."""
+    """Pull `model_id` into `models_dir`; return the model's folder there.
+
+    One pull per store name at a time (a lock file beside the staging folder): two would write the
+    same partial files.
+    """
+    from filelock import FileLock, Timeout
+
     options.validate()
     name = store_name(model_id, options.weight_format)
     out = models_dir / name
     if out.is_dir() and not missing_files(out) and not force:
         say(f"{name} is already in the store at {out} (use --force to replace it)")
         return out
+    lock_path = models_dir / ".staging" / f"{name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise PullError(f"another `qwen-tray model pull` of {name} is running; wait for it to finish") from None
+    try:
+        return _pull_locked(model_id, source_kind, models_dir, name, out, options, check_memory, say)
+    finally:
+        lock.release()
+        with contextlib.suppress(OSError):  # tidy when this was the only pull; harmless if another just started
+            lock_path.unlink()
+            lock_path.parent.rmdir()
+
+
+def _pull_locked(model_id: str, source_kind: str, models_dir: Path, name: str, out: Path, options: ExportOptions,
+                 check_memory: bool, say: Say) -> Path:
     source = make_source(source_kind, model_id)
     try:
         files = _wanted(source.list_files())
@@ -232,6 +257,4 @@ def pull(model_id: str, source_kind: str, models_dir: Path, options: ExportOptio
     (result / "qwen-tray.json").write_text(json.dumps(meta, indent=2) + "\n")
     _install(result, out, staging)
     shutil.rmtree(staging, ignore_errors=True)
-    if not any((models_dir / ".staging").iterdir()):
-        (models_dir / ".staging").rmdir()
     return out
