@@ -127,7 +127,7 @@ class ModelScopeSource:
         except Exception as exc:  # noqa: BLE001 - modelscope raises plain exceptions for network failures
             raise _offline(self.label, self.model_id, exc) from None
         return [RemoteFile(e["Path"], e.get("Size"), e.get("Sha256") or None) for e in entries
-                if e.get("Type", "blob") == "blob"]
+                if e.get("Type") != "tree"]
 
     def fetch(self, f: RemoteFile, dest_dir: Path) -> Path:
         from modelscope.hub.file_download import model_file_download

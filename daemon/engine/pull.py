@@ -208,6 +208,9 @@ def _pull_locked(model_id: str, source_kind: str, models_dir: Path, name: str, o
     except HubError as exc:
         raise PullError(str(exc)) from None
     kind = classify(files)
+    if kind == "ir" and options.weight_format not in ("int4", "int8"):
+        raise PullError(f"an OpenVINO IR is compressed to int4 or int8 here, not {options.weight_format}: "
+                        "pull a PyTorch checkpoint for that, or use `qwen-tray model export`")
     if kind == "checkpoint":
         from .export import require_export_extra
 
