@@ -162,11 +162,15 @@ def _stage_for(staging: Path, source: Source) -> None:
 
 def _install(result: Path, out: Path, staging: Path) -> None:
     """Put `result` at `out` (replacing what was there) with renames on one file system."""
-    if out.exists():
-        old = staging / "old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    result.rename(out)
+    try:
+        if out.exists():
+            old = staging / "old"
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        result.rename(out)
+    except OSError as exc:  # Windows: a running qwen-tray holds the old model's files open
+        raise PullError(f"could not replace {out} ({exc.strerror or exc}): stop qwen-tray (`qwen-tray stop`) and "
+                        "run the same pull again (the download is kept)") from None
 
 
 def pull(model_id: str, source_kind: str, models_dir: Path, options: ExportOptions = ExportOptions(),
@@ -221,9 +225,10 @@ def _pull_locked(model_id: str, source_kind: str, models_dir: Path, name: str, o
     say(f"{model_id} on {source.label} ({source.revision[:12]}): {len(files)} files, "
         f"{gb(sum(f.size or 0 for f in files))}")
 
-    # Worst case first (an IR may still need compressing), so a full disk is refused before any download.
-    check_resources(make_plan("ir-compress" if kind == "ir" else kind, files, download),
-                    shutil.disk_usage(models_dir).free, None, models_dir)
+    # The download alone must fit before anything is fetched; the output is checked once the kind is known,
+    # still before the weights are downloaded.
+    check_resources(Plan(kind, files, _remaining(files, download), 0, 0), shutil.disk_usage(models_dir).free,
+                    None, models_dir)
     if kind == "ir":
         small = [f for f in files if not f.path.endswith(".bin")]
         _fetch_all(source, small, download, say)
