@@ -147,9 +147,12 @@ def test_ctrl_c_leaves_nothing_in_the_store_and_the_next_pull_resumes(forms: dic
     with fake_hub({"OpenVINO/Tiny-VL-int4-ov": forms["int4"]}) as hub:
         hub.stall_halfway.add(LM_BIN)
         report = tmp_path / "r.json"
+        # As in a terminal: SIGINT raises KeyboardInterrupt (a shell's background job would inherit it ignored),
+        # and the stall outlasts the wait below (huggingface_hub's read timeout would otherwise retry after 10 s).
         proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "pull_child.py"), str(report), "model", "pull",
-                                 "OpenVINO/Tiny-VL-int4-ov"], env=hub_env(hub), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                 "OpenVINO/Tiny-VL-int4-ov"], env={**hub_env(hub), "HF_HUB_DOWNLOAD_TIMEOUT": "120"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         partial = store() / ".staging" / "Tiny-VL-int4" / "download" / ".cache" / "huggingface" / "download"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(p.stat().st_size > 0 for p in partial.glob("*.incomplete")):
