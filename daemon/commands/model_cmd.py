@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import threading
@@ -187,7 +188,10 @@ def run_verify(args: argparse.Namespace) -> int:
     print(f"files: complete ({model_dir})")
     fmt = model_format(model_dir)
     print(f"weights: {fmt.label} ({'NPU-ready' if fmt.npu_ready else 'not NPU-ready'}: {fmt.why})")
-    engine = load_engine(model_dir, args.backend, args.device, placement_settings(paths, cfg))
+    # The config's device settings (NPU prompt length, hints), but no compile cache: a check compiles for real
+    # and leaves nothing behind.
+    settings = dataclasses.replace(placement_settings(paths, cfg), cache_dir="")
+    engine = load_engine(model_dir, args.backend, args.device, settings)
     placement = engine.placement
     try:
         image = Image.new("RGB", (64, 64), (90, 140, 200))
