@@ -128,6 +128,47 @@ def test_fp16_ir_is_compressed_to_int4_sym_without_torch(forms: dict[str, Path],
     assert generates(stored) == 5
 
 
+# What the export extra brings (torch, its CUDA wheels and tracer helpers, transformers, optimum-intel).
+EXPORT_EXTRA = ("torch", "torchvision", "torchgen", "functorch", "triton", "nvidia", "transformers", "optimum")
+
+
+def venv_without_export_extra(root: Path) -> Path:
+    """A real venv whose site-packages holds the shared venv's packages except the export extra's, by symlink.
+
+    Why symlinks: installing openvino, genai, nncf and friends afresh takes ~45 s and a package index;
+    linking the installed ones takes a moment and gives the same thing: `import torch` fails because torch
+    is not there, not because a test blocked it.
+    """
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=120)
+    python = root / "bin" / "python"
+    target = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 capture_output=True, text=True, check=True).stdout.strip())
+    shared = Path(sysconfig.get_paths()["purelib"])
+    for entry in shared.iterdir():
+        base = entry.name.split("-")[0].split(".")[0].lower()
+        if base.startswith(EXPORT_EXTRA) or base.startswith("optimum_intel") or entry.name.startswith("__editable"):
+            continue
+        (target / entry.name).symlink_to(entry)
+    return python
+
+
+def test_fp16_pull_runs_in_a_venv_without_the_export_extra(forms: dict[str, Path], tmp_path: Path) -> None:
+    python = venv_without_export_extra(tmp_path / "venv")
+    missing = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "No module named 'torch'" in missing.stderr
+    with fake_hub({"OpenVINO/Tiny-VL-fp16-ov": forms["fp16"]}) as hub:
+        out = subprocess.run([str(python), "-m", "daemon", "model", "pull", "OpenVINO/Tiny-VL-fp16-ov"],
+                             capture_output=True, text=True, timeout=240, env=hub_env(hub))
+    assert out.returncode == 0, out.stderr[-3000:]
+    stored = store() / "Tiny-VL-int4"
+    assert f"done: {stored}" in out.stdout
+    verify = subprocess.run([str(python), "-m", "daemon", "model", "verify", str(stored)], capture_output=True,
+                            text=True, timeout=240, env=hub_env(hub))
+    assert verify.returncode == 0 and "generate: ok" in verify.stdout, verify.stderr[-2000:]
+
+
 def test_interrupted_download_resumes_and_ends_verified(forms: dict[str, Path], tmp_path: Path) -> None:
     with fake_hub({"OpenVINO/Tiny-VL-int4-ov": forms["int4"]}) as hub:
         hub.drop_halfway.add(LM_BIN)
