@@ -123,11 +123,18 @@ class ModelScopeSource:
     def list_files(self) -> list[RemoteFile]:
         api = self._api()
         try:
-            entries = api.get_model_files(self.model_id, recursive=True)
+            try:
+                # modelscope >= 1.40 delegates to modelscope-hub, whose listing keeps the sha256 that the
+                # legacy `get_model_files` wrapper there drops (it returns only path and size).
+                from modelscope_hub import HubApi as NewHubApi
+            except ImportError:
+                entries = api.get_model_files(self.model_id, recursive=True)
+                return [RemoteFile(e["Path"], e.get("Size"), e.get("Sha256") or None) for e in entries
+                        if e.get("Type") != "tree"]
+            files = NewHubApi().list_repo_files(self.model_id, "model", recursive=True)
+            return [RemoteFile(f.path, f.size, f.sha256 or None) for f in files if f.type != "tree"]
         except Exception as exc:  # noqa: BLE001 - modelscope raises plain exceptions for network failures
             raise _offline(self.label, self.model_id, exc) from None
-        return [RemoteFile(e["Path"], e.get("Size"), e.get("Sha256") or None) for e in entries
-                if e.get("Type") != "tree"]
 
     def fetch(self, f: RemoteFile, dest_dir: Path) -> Path:
         from modelscope.hub.file_download import model_file_download
