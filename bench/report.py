@@ -379,6 +379,12 @@ def write_report(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path | No
     png = chart(result, out_dir / "benchmarks.png")
     md = out_dir / "benchmarks.md"
     text = markdown(result, png.name if png else None)
+    pull = out_dir / "benchmarks-pull.json"  # bench/pull_bench.py's result (model pull paths), when present
+    if pull.is_file():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from pull_bench import pull_markdown
+
+        text += "\n" + pull_markdown(json.loads(pull.read_text(encoding="utf-8")))
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     if ENDURANCE_BEGIN in old and ENDURANCE_END in old:  # bench/endurance.py's section (own JSON): keep it
         kept = old.split(ENDURANCE_BEGIN, 1)[1].split(ENDURANCE_END, 1)[0]

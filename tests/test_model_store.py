@@ -58,6 +58,15 @@ def test_verify_loads_and_generates(tiny_model: Path) -> None:
     out = run_cli("model", "verify", str(tiny_model))
     assert out.returncode == 0, out.stderr
     assert "files: complete" in out.stdout and "load: ok on CPU" in out.stdout and "generate: ok, " in out.stdout
+    assert "weights: int4_sym g128 + int8_asym (1 layer) (NPU-ready" in out.stdout
+
+
+def test_verify_on_npu_without_one_fails_and_says_where_and_why(tiny_model: Path) -> None:
+    out = run_cli("model", "verify", str(tiny_model), "--device", "NPU")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "load: asked for NPU, loaded on CPU (CPU) instead" in out.stdout
+    assert "did not load on NPU: it runs on CPU (CPU) because" in out.stderr
+    assert "no NPU is present" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_verify_incomplete_folder(tmp_path: Path, tiny_model: Path) -> None:
@@ -108,18 +117,19 @@ def test_export_rejects_bad_source_and_knobs(tmp_path: Path) -> None:
 
 
 @pytest.mark.export
-def test_pull_downloads_exports_and_stores(tiny_model: Path) -> None:
+def test_pull_of_a_checkpoint_exports_and_stores(tiny_model: Path) -> None:
+    """Path (c): a repo with a PyTorch checkpoint and no IR goes through today's export (the export extra)."""
     from hub_server import fake_hub
 
-    with fake_hub("acme/tiny-qwen3-vl", TINY_HF) as endpoint:
+    with fake_hub("acme/tiny-qwen3-vl", TINY_HF) as hub:
         out = run_cli("model", "pull", "acme/tiny-qwen3-vl", timeout=300,
-                      env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1"})
+                      env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     stored = default_paths().models_dir / "tiny-qwen3-vl-int4"
-    assert f"done: {stored}" in out.stdout
+    assert f"done: {stored}" in out.stdout and "PyTorch checkpoint" in out.stdout
     meta = json.loads((stored / "qwen-tray.json").read_text())
-    assert meta == {"source": "hf:acme/tiny-qwen3-vl", "weight_format": "int4", "sym": True, "group_size": 128,
-                    "ratio": 1.0}
+    assert meta == {"source": "hf:acme/tiny-qwen3-vl", "revision": "0" * 40, "path": "checkpoint",
+                    "weight_format": "int4_sym g128 + int8_asym (1 layer)", "npu_ready": True}
     # The NPU-ready settings reproduce the committed IR exactly; the metadata names the hub id, not a temp path.
     skip = {"qwen-tray.json", "openvino_config.json"}
     assert {k: v for k, v in digest(stored).items() if k not in skip} == {
@@ -129,7 +139,8 @@ def test_pull_downloads_exports_and_stores(tiny_model: Path) -> None:
     lm = ov_cfg["quantization_configs"]["lm_model"]
     assert (lm["bits"], lm["sym"], lm["group_size"], lm["ratio"]) == (4, True, 128, 1.0)
     assert [p.name for p in default_paths().models_dir.iterdir()] == ["tiny-qwen3-vl-int4"], "no leftovers"
-    listed = json.loads(run_cli("model", "list", "--json").stdout)
-    assert listed[0]["source"] == "hf:acme/tiny-qwen3-vl" and listed[0]["complete"] is True
+    listed = {m["name"]: m for m in json.loads(run_cli("model", "list", "--json").stdout)}
+    assert listed["tiny-qwen3-vl-int4"]["source"] == "hf:acme/tiny-qwen3-vl"
+    assert listed["tiny-qwen3-vl-int4"]["complete"] is True and listed["tiny-qwen3-vl-int4"]["in_use"] is True
     again = run_cli("model", "pull", "acme/tiny-qwen3-vl")
     assert again.returncode == 0 and "already in the store" in again.stdout

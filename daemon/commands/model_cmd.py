@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import tempfile
+import shutil
 import threading
 from pathlib import Path
 
 from ..engine.export import WEIGHT_FORMATS, ExportOptions, export_model
-from ..engine.store import DEFAULT_MODEL_ID, check_model_dir, list_models, missing_files, store_name
+from ..engine.ir_info import model_format
+from ..engine.store import ModelNotFound, check_model_dir, list_models, missing_files, resolve_model
+from ..paths import Paths, bundled_model_dir
 from . import UserError, context
+
+# Kept in step with daemon.engine.pull.DEFAULT_PULL_ID (not imported: `qwen-tray --help` stays light).
+DEFAULT_PULL_ID = "OpenVINO/Qwen3-VL-4B-Instruct-fp16-ov"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("model", help="pull, export, list or verify models")
+    p = sub.add_parser("model", help="pull, export, list, remove or verify models")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION")
     msub.required = True
 
-    pull = msub.add_parser("pull", help="download a model and export it int4 (NPU-ready) into the store")
-    pull.add_argument("model_id", nargs="?", default=DEFAULT_MODEL_ID, help=f"hub id (default {DEFAULT_MODEL_ID})")
+    pull = msub.add_parser(
+        "pull", help="download a model into the store, NPU-ready (int4 sym): a ready IR as is, an fp16/int8 IR "
+        "compressed with NNCF (no torch), a PyTorch checkpoint exported (needs the export extra)")
+    pull.add_argument("model_id", nargs="?", default=DEFAULT_PULL_ID, help=f"hub id (default {DEFAULT_PULL_ID})")
     pull.add_argument("--source", choices=("hf", "modelscope"), default="hf", help="where to download from")
     pull.add_argument("--force", action="store_true", help="replace a model of the same name in the store")
+    pull.add_argument("--ignore-memory-check", action="store_true",
+                      help="compress or export even when less memory is free than the step is expected to need")
     _add_export_knobs(pull)
     pull.set_defaults(func=run_pull)
 
@@ -31,13 +41,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_export_knobs(exp)
     exp.set_defaults(func=run_export)
 
-    ls = msub.add_parser("list", help="models in the store")
+    ls = msub.add_parser("list", help="models in the store: size, weight format, NPU-ready, which one `run` uses")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=run_list)
 
+    rm = msub.add_parser("rm", help="remove a model (or an unfinished pull) from the store")
+    rm.add_argument("name", help="the name `qwen-tray model list` shows")
+    rm.set_defaults(func=run_rm)
+
     ver = msub.add_parser("verify", help="check a model folder: files, load, one short generation")
     ver.add_argument("dir", help="OpenVINO IR folder")
-    ver.add_argument("--device", default="CPU", help="device to load on (default CPU)")
+    ver.add_argument("--device", default="CPU", choices=("auto", "hybrid", "NPU", "GPU", "CPU"),
+                     help="device to load on (default CPU); fails when the model ends up elsewhere")
     ver.add_argument("--backend", choices=("genai", "optimum"), default="genai")
     ver.set_defaults(func=run_verify)
 
@@ -69,96 +84,137 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _download_hf(model_id: str, dest: Path) -> None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    try:
-        snapshot_download(model_id, local_dir=str(dest))  # shows tqdm progress bars
-    except RepositoryNotFoundError:
-        raise UserError(f"{model_id} was not found on the Hugging Face hub: check the id") from None
-    except (LocalEntryNotFoundError, OSError, HfHubHTTPError) as exc:
-        raise UserError(
-            f"could not download {model_id} from the Hugging Face hub ({type(exc).__name__}): you seem to be offline; "
-            "download the model folder on another machine, copy it here and run `qwen-tray model export SRC OUT`"
-        ) from None
-
-
-def _download_modelscope(model_id: str, dest: Path) -> None:
-    try:
-        from modelscope import snapshot_download
-    except ImportError:
-        raise UserError(
-            "--source modelscope needs the modelscope package: pip install 'qwen-tray[modelscope]'"
-        ) from None
-    try:
-        snapshot_download(model_id, local_dir=str(dest))
-    except Exception as exc:  # noqa: BLE001 - modelscope raises plain exceptions for network failures
-        raise UserError(
-            f"could not download {model_id} from ModelScope ({type(exc).__name__}): you seem to be offline; "
-            "copy the model folder here and run `qwen-tray model export SRC OUT`"
-        ) from None
-
-
 def run_pull(args: argparse.Namespace) -> int:
+    from ..engine.pull import PullError, pull
+
     paths, _ = context(args)
     opts = _options(args)
-    name = store_name(args.model_id, opts.weight_format)
-    out = paths.models_dir / name
-    if out.exists() and not missing_files(out) and not args.force:
-        print(f"{name} is already in the store at {out} (use --force to replace it)")
-        return 0
     paths.models_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=paths.models_dir) as tmp:
-        dl = Path(tmp) / "hf"
-        print(f"downloading {args.model_id} from {'Hugging Face' if args.source == 'hf' else 'ModelScope'}", flush=True)
-        (_download_hf if args.source == "hf" else _download_modelscope)(args.model_id, dl)
-        print(f"exporting to OpenVINO IR ({opts.weight_format}, sym={opts.sym}, group {opts.group_size})", flush=True)
-        export_model(dl, out, opts, source_label=args.model_id)
-    meta = {"source": f"{args.source}:{args.model_id}", "weight_format": opts.weight_format, "sym": opts.sym,
-            "group_size": opts.group_size, "ratio": opts.ratio}
-    (out / "qwen-tray.json").write_text(json.dumps(meta, indent=2) + "\n")
+    try:
+        out = pull(args.model_id, args.source, paths.models_dir, opts, force=args.force,
+                   check_memory=not args.ignore_memory_check, say=lambda line: print(line, flush=True))
+    except PullError as exc:
+        raise UserError(str(exc)) from None
     print(f"done: {out}")
     return 0
 
 
+def _rows(paths: Paths, configured: str) -> list[dict]:
+    """Every store model plus the demo model, with format, NPU readiness and which one `run` uses."""
+    try:
+        in_use, _ = resolve_model(configured, paths)
+    except ModelNotFound:
+        in_use = None
+    models = [(m.name, m.path, m.complete, m.size_bytes, m.source, False) for m in list_models(paths)]
+    demo = bundled_model_dir()
+    models.append(("(demo model)", demo, not missing_files(demo), _size(demo), "bundled, random weights", True))
+    if configured and in_use is not None and all(p != in_use for _, p, *_ in models):
+        models.append(("(model.path)", in_use, True, _size(in_use), "config model.path", False))
+    rows = []
+    for name, path, complete, size, source, is_demo in models:
+        fmt = model_format(path)
+        rows.append({"name": name, "path": str(path), "complete": complete, "size_bytes": size, "source": source,
+                     "weight_format": fmt.label, "npu_ready": fmt.npu_ready, "npu_why": fmt.why, "demo": is_demo,
+                     "in_use": in_use is not None and path == in_use})
+    return rows
+
+
+def _human(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+
 def run_list(args: argparse.Namespace) -> int:
-    paths, _ = context(args)
-    models = list_models(paths)
+    paths, cfg = context(args)
+    rows = _rows(paths, cfg.model.path)
     if args.json:
-        print(json.dumps([{"name": m.name, "path": str(m.path), "complete": m.complete, "size_bytes": m.size_bytes,
-                           "source": m.source} for m in models], indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    if not models:
-        print(f"no models in {paths.models_dir} (run `qwen-tray model pull`)")
-        return 0
-    for m in models:
-        state = "ok" if m.complete else "incomplete"
-        print(f"{m.name:<40} {m.size_bytes / 1e9:6.2f} GB  {state:<10} {m.source}")
+    print(f"{'':2}{'NAME':<34} {'SIZE':>9}  {'WEIGHTS':<36} {'NPU':<4} SOURCE")
+    for r in rows:
+        mark = "* " if r["in_use"] else "  "
+        npu = ("yes" if r["npu_ready"] else "no") if r["complete"] else "-"
+        fmt = r["weight_format"] if r["complete"] else "incomplete"
+        print(f"{mark}{r['name']:<34} {_human(r['size_bytes']):>9}  {fmt:<36} {npu:<4} {r['source']}")
+    if not any(not r["demo"] for r in rows):
+        print(f"no models in {paths.models_dir}: run `qwen-tray model pull`")
+    print("* = the model `qwen-tray run` uses" + (" (the demo model answers with noise)"
+                                                 if any(r["in_use"] and r["demo"] for r in rows) else ""))
+    partial = paths.models_dir / ".staging"
+    unfinished = sorted(p.name for p in partial.iterdir() if p.is_dir()) if partial.is_dir() else []
+    if unfinished:
+        names = ", ".join(unfinished)
+        print(f"unfinished pulls ({names}): run the same `qwen-tray model pull` to resume, "
+              "or `qwen-tray model rm NAME` to drop them")
+    return 0
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    paths, cfg = context(args)
+    name = args.name
+    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        raise UserError(f"{name!r} is not a model name: see `qwen-tray model list`")
+    target, staged = paths.models_dir / name, paths.models_dir / ".staging" / name
+    if not target.is_dir() and not staged.is_dir():
+        raise UserError(f"no model named {name} in {paths.models_dir}: see `qwen-tray model list`")
+    freed = _size(target) + _size(staged)
+    if cfg.model.path and target.is_dir() and Path(cfg.model.path).expanduser().resolve() == target.resolve():
+        print(f"note: the config's model.path points at {target}; `qwen-tray run` will not start until you change it")
+    for d in (target, staged):
+        if d.is_dir():
+            shutil.rmtree(d)
+    print(f"removed {name} ({_human(freed)} freed)")
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    """Files, weight format, load on the device asked for, one short generation.
+
+    Non-zero (1) when the model loaded somewhere other than the device asked for: `load_engine`
+    falls back (NPU -> GPU -> CPU) so the daemon always answers, but a check must not pass on CPU
+    when the question was "does this run on the NPU?".
+    """
     from PIL import Image
 
     from ..engine.base import GenerationOptions, Message
     from ..engine.loader import load_engine
-    from ..engine.placement import PlacementSettings
+    from ..service import placement_settings
 
+    paths, cfg = context(args)
     model_dir = check_model_dir(Path(args.dir))
     print(f"files: complete ({model_dir})")
-    engine = load_engine(model_dir, args.backend, args.device, PlacementSettings())
-    print(f"load: ok on {engine.placement.summary()}")
-    image = Image.new("RGB", (64, 64), (90, 140, 200))
-    result = engine.generate(
-        [Message("user", "Describe this image.", [image])],
-        GenerationOptions(max_new_tokens=8),
-        lambda _chunk: None,
-        threading.Event(),
-    )
+    fmt = model_format(model_dir)
+    print(f"weights: {fmt.label} ({'NPU-ready' if fmt.npu_ready else 'not NPU-ready'}: {fmt.why})")
+    # The config's device settings (NPU prompt length, hints), but no compile cache: a check compiles for real
+    # and leaves nothing behind.
+    settings = dataclasses.replace(placement_settings(paths, cfg), cache_dir="")
+    engine = load_engine(model_dir, args.backend, args.device, settings)
+    placement = engine.placement
+    try:
+        image = Image.new("RGB", (64, 64), (90, 140, 200))
+        result = engine.generate(
+            [Message("user", "Describe this image.", [image])],
+            GenerationOptions(max_new_tokens=8),
+            lambda _chunk: None,
+            threading.Event(),
+        )
+    finally:
+        engine.close()
+    wanted = args.device
+    on_wanted = wanted == "auto" or placement.name == wanted
+    if on_wanted:
+        print(f"load: ok on {placement.summary()}")
+    else:
+        print(f"load: asked for {wanted}, loaded on {placement.summary()} instead")
     f = result.figures
     print(f"generate: ok, {f.completion_tokens} tokens, ttft {f.ttft_ms:.0f} ms, {f.tokens_per_s:.1f} tokens/s")
-    engine.close()
+    if not on_wanted:
+        raise UserError(f"the model did not load on {wanted}: it runs on {placement.summary()} because "
+                        f"{placement.reason}", exit_code=1)
+    if wanted in ("NPU", "hybrid") and not fmt.npu_ready:
+        raise UserError(f"the model loaded on {wanted} but its weights are not NPU-ready ({fmt.why}): "
+                        "pull it again with the default settings", exit_code=1)
     return 0
-
-

@@ -56,7 +56,8 @@ class ExportOptions:
         return cfg
 
 
-def _require_export_extra() -> None:
+def require_export_extra() -> None:
+    """Raise ExportError naming the missing package unless torch, torchvision and optimum-intel import."""
     try:
         import optimum.intel  # noqa: F401
         import torch  # noqa: F401
@@ -89,7 +90,7 @@ def export_model(src: Path, out: Path, options: ExportOptions = ExportOptions(),
     src, out = Path(src), Path(out)
     if not (src / "config.json").is_file():
         raise ExportError(f"{src} is not a Hugging Face model folder (no config.json)")
-    _require_export_extra()
+    require_export_extra()
     from optimum.exporters.openvino import main_export
     from optimum.exporters.openvino.__main__ import _main_quantize
     from optimum.intel import OVConfig

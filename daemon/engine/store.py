@@ -54,9 +54,23 @@ def check_model_dir(model_dir: Path) -> Path:
     return model_dir
 
 
+_PUBLISHED_SUFFIXES = ("-ov", "-fp16", "-fp32", "-bf16", "-int8", "-int4")
+
+
 def store_name(model_id: str, weight_format: str = "int4") -> str:
-    """Folder name in the store for a hub model id."""
-    return f"{model_id.rstrip('/').split('/')[-1]}-{weight_format}"
+    """Folder name in the store for a hub model id.
+
+    A published IR's own suffixes go (`OpenVINO/Qwen3-VL-4B-Instruct-fp16-ov` -> `Qwen3-VL-4B-Instruct`)
+    before the format we store it in is added, so every source of one model lands in one folder.
+    """
+    base = model_id.rstrip("/").split("/")[-1]
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _PUBLISHED_SUFFIXES:
+            if base.lower().endswith(suffix) and len(base) > len(suffix):
+                base, stripped = base[: -len(suffix)], True
+    return f"{base}-{weight_format}"
 
 
 @dataclass(frozen=True)

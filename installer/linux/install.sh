@@ -8,7 +8,7 @@
 #   --autostart          start the tray at login (asked when run in a terminal; off otherwise)
 #   --no-autostart       do not start at login, and do not ask
 #   --headless           with --autostart: start the service without tray at login (systemd user unit)
-#   --pull-model         download Qwen3-VL-4B and convert it to int4 (several GB; installs the export extra)
+#   --pull-model         download Qwen3-VL-4B (OpenVINO's fp16 IR, ~9 GB) and compress it to int4 for the NPU (no torch)
 #   --start / --no-start start the tray when done (default: start when run in a terminal with a display)
 #   --python PY          the Python 3.10+ to build the venv with (default: the first python3.x found)
 #   --prefix DIR         where the venv and app go (default: ${XDG_DATA_HOME:-~/.local/share}/qwen-tray)
@@ -137,8 +137,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 [ "$INTERACTIVE" = 1 ] || pip+=(--quiet)
-extra=""
-[ "$PULL" = 1 ] && extra="[export]"
+extra=""  # `model pull` needs no extra: it compresses a published OpenVINO IR with NNCF (a runtime dependency)
 if [ -n "$DEPS_FROM" ]; then
   site="$("$DEPS_FROM" -c 'import sysconfig; p = sysconfig.get_paths(); print(p["purelib"]); print(p["platlib"])' | sort -u)"
   venv_site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -213,7 +212,7 @@ fi
 
 # ---- the model
 if [ "$PULL" = 1 ]; then
-  say "downloading and converting the model (several GB; progress below)"
+  say "downloading the model and compressing it to int4 (several GB; progress below)"
   "$QT" model pull || warn "the model could not be pulled (offline?): qwen-tray answers with its tiny demo model until you run  qwen-tray model pull"
 fi
 

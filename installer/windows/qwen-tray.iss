@@ -9,7 +9,7 @@
 ;      %LOCALAPPDATA%\Programs\qwen-tray;
 ;   2. uv.exe python install: a standalone CPython 3.12 with Tk (python-build-standalone) into {app}\python
 ;      (not on PATH, not in the registry);
-;   3. uv.exe venv {app}\venv with that Python, then uv.exe pip install the wheel (and the `export` extra when the
+;   3. uv.exe venv {app}\venv with that Python, then uv.exe pip install the wheel (no torch, also when the
 ;      model is to be pulled);
 ;   4. {app}\venv\Scripts\qwen-tray.exe --version, model pull (task), autostart on (task).
 ; Upgrade in place: same AppId and folder; Setup first stops a running qwen-tray (`qwen-tray stop`, which waits
@@ -54,7 +54,7 @@ UninstallDisplayName={#AppName}
 
 [Tasks]
 Name: "autostart"; Description: "Start qwen-tray when I log in"; Flags: unchecked
-Name: "pullmodel"; Description: "Download Qwen3-VL-4B now and convert it for the NPU (several GB; needs internet)"
+Name: "pullmodel"; Description: "Download Qwen3-VL-4B now and compress it for the NPU (several GB; needs internet)"
 
 [Files]
 Source: "{#Stage}\uv.exe"; DestDir: "{app}\bin"; Flags: ignoreversion
@@ -208,8 +208,7 @@ begin
   Uv := ExpandConstant('{app}\bin\uv.exe');
   Py := ExpandConstant('{app}\venv\Scripts\python.exe');
   Spec := ExpandConstant('{app}\wheels\{#Wheel}');
-  if WizardIsTaskSelected('pullmodel') then
-    Spec := Spec + '[export]';  { `model pull` converts with optimum-intel and torch }
+  { no extra for `model pull`: it compresses a published OpenVINO IR with NNCF, without torch (issue 14) }
   SetUvEnvironment;
   WizardForm.StatusLabel.Caption := 'Getting Python 3.12 (a standalone build with Tk)...';
   Result := RunLogged(Uv, 'python install --no-bin --no-registry 3.12', SW_HIDE);
