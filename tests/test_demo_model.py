@@ -99,6 +99,12 @@ def test_noise_text_and_a_second_colour_under_a_third_do_not_change_the_answer(e
     assert ask(engine, [Message("user", "What is on the screen?", [noisy])]) == answer("blue")
 
 
+@pytest.mark.parametrize("size", [(640, 24), (24, 640), (3840, 100), (1, 1), (33, 2000)])
+def test_thin_strips_and_a_single_pixel_are_answered(engine, size: tuple[int, int]) -> None:  # noqa: ANN001
+    """A dragged line of text is a thin strip; both backends' resizes must keep at least one row of patches."""
+    assert ask(engine, [Message("user", "What is this?", [solid("orange", size)])]) == answer("orange")
+
+
 def test_a_follow_up_with_a_new_image_answers_about_the_new_one(engine) -> None:  # noqa: ANN001
     first = Message("user", "What is this?", [solid("red")])
     convo = [first, Message("assistant", answer("red")), Message("user", "And this one?", [solid("blue")])]
