@@ -44,8 +44,11 @@ def test_untrained_model_tokenizer_and_configs_rebuild_byte_identically(script, 
                  "chat_template.jinja"):
         assert (out / name).read_bytes() == (DEMO_HF / name).read_bytes(), name
     # Trained with a 128x128 image limit, served (HF folder and IR) with 256x256: see the script's docstring.
-    limit = {p: json.loads((p / "preprocessor_config.json").read_text())["max_pixels"] for p in (out, DEMO_HF, DEMO_OV)}
-    assert limit == {out: script.TRAIN_MAX_PIXELS, DEMO_HF: script.SERVE_MAX_PIXELS, DEMO_OV: script.SERVE_MAX_PIXELS}
+    cfgs = {p: json.loads((p / "preprocessor_config.json").read_text()) for p in (out, DEMO_HF, DEMO_OV)}
+    limits = {p: (c["min_pixels"], c["max_pixels"]) for p, c in cfgs.items()}
+    train = (script.TRAIN_MIN_PIXELS, script.TRAIN_MAX_PIXELS)
+    serve = (script.SERVE_MIN_PIXELS, script.SERVE_MAX_PIXELS)
+    assert limits == {out: train, DEMO_HF: serve, DEMO_OV: serve}
 
 
 def test_synthetic_images_are_mostly_the_colour_they_are_labelled(script) -> None:  # noqa: ANN001

@@ -109,6 +109,10 @@ def test_a_follow_up_with_a_new_image_answers_about_the_new_one(engine) -> None:
     first = Message("user", "What is this?", [solid("red")])
     convo = [first, Message("assistant", answer("red")), Message("user", "And this one?", [solid("blue")])]
     assert ask(engine, convo) == answer("blue")
+    # A tiny first image (an icon) then a screen: with a 1-token minimum, VLMPipeline corrupted its heap here.
+    convo = [Message("user", "What is this?", [solid("white", (32, 32))]), Message("assistant", answer("white")),
+             Message("user", "And this one?", [solid("green", (342, 78))])]
+    assert ask(engine, convo) == answer("green")
     # A follow-up without an image still talks about the (last) image of the conversation.
     convo = [first, Message("assistant", answer("red")), Message("user", "Are you sure?")]
     assert ask(engine, convo) == answer("red")
