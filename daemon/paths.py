@@ -90,15 +90,19 @@ def default_paths(config_file: Path | None = None, dirs: Any = None) -> Paths:
     )
 
 
+DEMO_MODEL = "demo-qwen3-vl-ov"  # tests/fixtures/make_demo_model.py: names an image's main colour
+
+
 def bundled_model_dir() -> Path:
     """The tiny demo model: $QWEN_TRAY_DEMO_MODEL, the source tree's tests/fixtures, or `demo-model` beside the venv.
 
-    An installed copy has no tests/ folder, so the installers copy the demo model
-    next to the venv they create (`<install dir>/venv` + `<install dir>/demo-model`).
+    It is trained to name the image's dominant colour and to say it is the demo model, so a first
+    answer is a true sentence about the screen. An installed copy has no tests/ folder, so the
+    installers copy it next to the venv they create (`<install dir>/venv` + `<install dir>/demo-model`).
     """
     env = os.environ.get("QWEN_TRAY_DEMO_MODEL")
     if env:
         return Path(env)
-    source = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen3-vl-ov"
+    source = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / DEMO_MODEL
     installed = Path(sys.prefix).parent / "demo-model"
     return installed if not source.is_dir() and installed.is_dir() else source

@@ -32,8 +32,8 @@ from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-DEMO_NOTE = ("no model is configured or in the store: serving the bundled tiny demo model, whose answers are "
-             "noise (run `qwen-tray model pull` to get Qwen3-VL)")
+DEMO_NOTE = ("no model is configured or in the store: serving the bundled tiny demo model, which only names an "
+             "image's main colour (run `qwen-tray model pull` to get Qwen3-VL)")
 DEFAULT_CONTEXT_TOKENS = 32768
 
 

@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 TINY_OV = FIXTURES / "tiny-qwen3-vl-ov"
 TINY_HF = FIXTURES / "tiny-qwen3-vl-hf"
+DEMO_OV = FIXTURES / "demo-qwen3-vl-ov"  # the trained demo model: names the image's main colour, then stops
+DEMO_HF = FIXTURES / "demo-qwen3-vl-hf"
 ARTIFACTS = REPO / "tests" / "artifacts"  # screenshots and logs a person can look at (git-ignored)
 
 # Exact comparisons (one backend against the other, one run against another) pin the CPU plugin to plain
@@ -58,6 +60,10 @@ def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("QWEN_TRAY_CONFIG", raising=False)
     monkeypatch.delenv("QWEN_TRAY_CONNECTION", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # The daemon's default (demo) model in tests is the random "mechanics" model, whose answers run as long as
+    # max_new_tokens allows (cancel mid-stream, stop strings, endurance). Tests about the trained demo model
+    # itself take the `demo_model` fixture, which removes this override.
+    monkeypatch.setenv("QWEN_TRAY_DEMO_MODEL", str(TINY_OV))
     return home
 
 
@@ -75,6 +81,14 @@ def tiny_model() -> Path:
     """The committed tiny Qwen3-VL OpenVINO IR."""
     assert (TINY_OV / "openvino_language_model.xml").is_file(), "run tests/fixtures/make_tiny_model.py"
     return TINY_OV
+
+
+@pytest.fixture
+def demo_model(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The trained demo model, and the daemon's default model lookup left as a user has it (no override)."""
+    monkeypatch.delenv("QWEN_TRAY_DEMO_MODEL", raising=False)
+    assert (DEMO_OV / "openvino_language_model.xml").is_file(), "run tests/fixtures/make_demo_model.py"
+    return DEMO_OV
 
 
 @pytest.fixture(scope="session")

@@ -156,7 +156,7 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"qwen-tray {st.get('version', '?')}: {st['state']} (pid {pid}, {endpoint})")
     model = st.get("model", "?")
     if st.get("demo"):
-        model += " (demo: the bundled tiny model, its answers are noise; `qwen-tray model pull` gets Qwen3-VL)"
+        model += " (demo: the bundled tiny model, it only names the main colour; `qwen-tray model pull` gets Qwen3-VL)"
     print(f"  model:     {model}")
     if placement:
         print(f"  placement: {placement.get('summary', '?')}: {placement.get('reason', '')}")

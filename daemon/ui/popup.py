@@ -389,7 +389,7 @@ class AnswerPopup:
             state = "done"
             text = f"Done \u00b7 {f.completion_tokens} tokens \u00b7 {f.tokens_per_s:.1f} tokens/s{more}"
         if demo:
-            text += " \u00b7 demo model: answers are noise"
+            text += " \u00b7 demo model: it only names the main colour"
         if turn.answer and turn.message is not None:
             self._history += [turn.message, Message("assistant", turn.answer)]
             if self._settings.history is not None:

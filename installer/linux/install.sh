@@ -120,7 +120,7 @@ for item in daemon ipc pyproject.toml README.md LICENSE; do
   [ -e "$SRC/$item" ] && cp -R "$SRC/$item" "$PREFIX/app/"
 done
 find "$PREFIX/app" -name __pycache__ -type d -prune -exec rm -rf {} +
-demo="$SRC/tests/fixtures/tiny-qwen3-vl-ov"
+demo="$SRC/tests/fixtures/demo-qwen3-vl-ov"
 [ -d "$demo" ] && cp -R "$demo" "$PREFIX/demo-model"  # found by daemon.paths.bundled_model_dir()
 cp "$SRC/installer/linux/uninstall.sh" "$PREFIX/uninstall.sh"
 chmod +x "$PREFIX/uninstall.sh"
@@ -222,7 +222,7 @@ echo "    command:   $BIN_DIR/qwen-tray"
 echo "    launcher:  $APPS_DIR/qwen-tray.desktop"
 echo "    at login:  $("$QT" autostart status | head -1)"
 echo "    uninstall: $PREFIX/uninstall.sh   (--purge also deletes models and settings)"
-[ "$PULL" = 1 ] || echo "    model:     run  qwen-tray model pull  for Qwen3-VL (until then a tiny demo model answers, with noise)"
+[ "$PULL" = 1 ] || echo "    model:     run  qwen-tray model pull  for Qwen3-VL (until then a tiny demo model answers: it names the main colour of the image)"
 
 # ---- start now
 if [ -z "$START" ]; then
