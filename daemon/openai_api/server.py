@@ -54,7 +54,8 @@ class HttpServer:
         self._sock: socket.socket | None = None
         self._config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False,
                                       server_header=False, date_header=False, proxy_headers=False,
-                                      timeout_graceful_shutdown=int(graceful_s), ws="none")
+                                      timeout_graceful_shutdown=int(graceful_s), ws="none",
+                                      http="h11")  # pure Python, uvicorn's own dependency; no C parser
         self._server = _QuietServer(self._config)
         self._thread: threading.Thread | None = None
 
