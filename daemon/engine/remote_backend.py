@@ -118,6 +118,9 @@ class RemoteEngine:
         some servers list nothing, or load models on demand.)"""
         try:
             response = self._client.get("/models")
+        except httpx.TimeoutException as exc:
+            raise EngineError(f"{self._where()} did not answer in time ({type(exc).__name__}) at "
+                              f"{self.base_url}") from None
         except httpx.HTTPError as exc:
             raise EngineError(f"{self._where()} is not reachable ({_reason(exc)}): is it running at "
                               f"{self.base_url}?") from None
