@@ -235,6 +235,8 @@ def _bad_inputs(max_bytes: int) -> list[tuple[str, bytes, int, str]]:
         ("stream_options without stream", j(ask(stream_options={"include_usage": True})), 400, "bad_request"),
         ("unknown part type", j({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}), 400,
          "bad_request"),
+        ("image_url without a url", j({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"detail": "auto"}}]}]}), 400, "bad_request"),
         ("image not base64", image_req("data:image/png;base64,@@@@"), 400, "bad_image"),
         ("image not an image", image_req(data_url(b"GIF89a definitely not a picture")), 400, "bad_image"),
         ("image not an image type", image_req(data_url(b"abc", "text/plain")), 400, "bad_image"),
@@ -451,3 +453,27 @@ def test_status_shows_the_url(start_api) -> None:
     r = subprocess.run(qwen_tray_cmd() + ["status"], capture_output=True, text=True, env=subprocess_env())
     assert f"http:      http://127.0.0.1:{api.port}/v1" in r.stdout, r.stdout
     assert os.path.exists(default_paths().api_key_file)
+
+
+def test_an_engine_failure_reaches_the_client_and_the_next_request_works(start_api) -> None:
+    api = start_api(engine=TestEngine(fail_on="BOOM"))
+    r = api.post(ask("BOOM", 4))
+    assert r.status_code == 500 and r.json()["error"]["code"] == "engine_error"
+    assert "on purpose" in r.json()["error"]["message"]
+    with pytest.raises(openai.APIError, match="on purpose"), api.openai().chat.completions.create(
+            model="qwen-tray", messages=[{"role": "user", "content": "BOOM"}], max_tokens=4, stream=True) as s:
+        list(s)
+    assert api.post(ask("fine", 2)).status_code == 200
+
+
+def test_an_internal_error_costs_one_request_not_the_server(start_api, monkeypatch) -> None:
+    import daemon.openai_api.app as app_module
+
+    api = start_api()
+    real = app_module.chat_request
+    monkeypatch.setattr(app_module, "chat_request", lambda *a, **kw: 1 / 0)
+    r = api.post(ask())
+    assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
+    assert "internal error" in r.json()["error"]["message"]
+    monkeypatch.setattr(app_module, "chat_request", real)
+    assert api.post(ask("and again", 2)).status_code == 200

@@ -52,6 +52,7 @@ STATUS = {
     "shutting_down": (503, "service_unavailable"),
     "timeout": (504, "server_error"),
 }
+INTERNAL = "the daemon could not handle this request (an internal error, see the daemon's log)"
 RETRY_AFTER = {"busy": "1", "loading": "5", "shutting_down": "5"}
 
 
@@ -198,6 +199,9 @@ def create_app(state: ApiState) -> ASGIApp:
             return error_response(exc.code, exc.message)
         except ClientDisconnect:
             return Response(status_code=400)
+        except Exception:  # noqa: BLE001 - a bug costs this request, not the connection or the server
+            log.exception("%s: internal error", label)
+            return error_response("engine_error", INTERNAL)
         n_images = sum(len(m.images) for m in req.messages)
         log.info("%s: accepted at %d (background, %d messages, %d images, %d text chars, max_new_tokens %d, "
                  "stream %s, checked in %.1f ms)", label, position, len(req.messages), n_images,
@@ -295,12 +299,16 @@ def create_app(state: ApiState) -> ASGIApp:
         return error_response("not_found", f"no such endpoint: {request.method} {request.url.path[:100]} "
                               "(this server has POST /v1/chat/completions and GET /v1/models)")
 
+    async def internal(request: Request, exc: Exception) -> Response:
+        log.error("http %s %s: internal error", request.method, request.url.path[:100], exc_info=exc)
+        return error_response("engine_error", INTERNAL)
+
     routes = [
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model:path}", model, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found, Exception: internal})
     return Gatekeeper(app, state)
 
 
