@@ -110,6 +110,9 @@ def test_every_local_door_answers_through_the_remote_server(remote, local, tmp_p
     st = svc.scheduler.status()
     assert st["placement"]["summary"] == f"remote: 127.0.0.1:{remote.port}, {MODEL}"
     assert st["model"] == MODEL and st["demo"] is False
+    from daemon.ui.tray import tooltip
+
+    assert f"remote: 127.0.0.1:{remote.port}, {MODEL}" in tooltip(st)  # what the tray shows
     before = remote.log.read_text().count("accepted at")
     # ZeroMQ, with an image (sent on as a PNG data: URL)
     with Client(svc.connection_file) as client:
