@@ -39,10 +39,14 @@ def ensure_api_key(path: Path) -> str:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             restrict_to_user(tmp)  # before the key is in it
             f.write(key + "\n")
-        os.replace(tmp, path)
-    except BaseException:
+        try:  # never replace a key another process (the daemon, `qwen-tray api-key`) has just made
+            os.link(tmp, path)
+        except FileExistsError:
+            return read_api_key(path) or key
+        except OSError:  # a file system without hard links
+            os.replace(tmp, path)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
     return key
 
 
