@@ -143,9 +143,12 @@ def test_cancel_closes_the_remote_stream(remote, local) -> None:
     svc = local(remote.base_url, remote.key_file)
     with Client(svc.connection_file) as client:
         answer = client.ask(None, LONG_PROMPT, max_new_tokens=2000)
-        next(iter(answer))
+        chunks = iter(answer)  # kept: an iterator dropped early abandons (cancels) the answer by itself
+        next(chunks)
         answer.cancel()
-        done = answer.wait()
+        for _ in chunks:
+            pass
+        done = answer.result
     assert done["finish_reason"] == "cancelled" and done["usage"]["completion_tokens"] < 2000
     assert wait_for(lambda: "left mid-stream: cancelling" in remote.log.read_text())
 
@@ -182,7 +185,7 @@ def test_a_server_that_is_down_then_up(local, tmp_path) -> None:
         svc.cfg.remote.api_key_file = str(server.key_file)  # read when the engine loads, at the next request
         with Client(svc.connection_file) as client:
             assert client.ask(None, "now?", max_new_tokens=2).wait()["finish_reason"] == "length"
-        assert svc.scheduler.status()["state"] == "ready"
+        assert wait_for(lambda: svc.scheduler.status()["state"] == "ready")
     finally:
         server.close()
 
@@ -194,10 +197,12 @@ def test_a_server_that_dies_mid_stream(local, tmp_path) -> None:
         svc = local(server.base_url, server.key_file)
         with Client(svc.connection_file) as client:
             answer = client.ask(None, LONG_PROMPT, max_new_tokens=2000)
-            first = next(iter(answer))
+            chunks = iter(answer)
+            first = next(chunks)
             server.proc.kill()
             with pytest.raises(GenerationFailed) as err:
-                answer.wait()
+                for _ in chunks:
+                    pass
             assert err.value.code == "engine_error" and "mid-answer" in err.value.message
             assert err.value.text.startswith(first)  # the partial answer is kept
             with pytest.raises(GenerationFailed) as err:  # the daemon goes on and says why

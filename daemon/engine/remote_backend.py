@@ -159,8 +159,10 @@ class RemoteEngine:
         finish: str | None = None
         usage: dict[str, Any] = {}
         payload = self._payload(messages, options)
+        answering = False  # the server has sent the response's head
         try:
             with self._client.stream("POST", "/chat/completions", json=payload) as response:
+                answering = True
                 if response.status_code != 200:
                     raise EngineError(self._refusal(response))
                 for line in response.iter_lines():
@@ -195,6 +197,9 @@ class RemoteEngine:
             raise EngineError(f"{self._where()} did not answer in time ({type(exc).__name__}; "
                               "remote.read_timeout_s is the longest silence allowed)") from None
         except httpx.HTTPError as exc:
+            if not answering:  # e.g. a kept-alive connection the server closed when it went away
+                raise EngineError(f"{self._where()} is not reachable ({_reason(exc)}): is it running at "
+                                  f"{self.base_url}?") from None
             raise EngineError(f"the connection to {self._where()} broke mid-answer ({_reason(exc)})") from None
         except ValueError:
             raise EngineError(f"{self._where()} sent something that is not an OpenAI stream") from None
