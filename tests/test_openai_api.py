@@ -477,3 +477,17 @@ def test_an_internal_error_costs_one_request_not_the_server(start_api, monkeypat
     assert "internal error" in r.json()["error"]["message"]
     monkeypatch.setattr(app_module, "chat_request", real)
     assert api.post(ask("and again", 2)).status_code == 200
+
+
+
+def test_responses_are_not_held_back_by_nagle(start_api) -> None:
+    """asyncio turns Nagle off only on accepted sockets whose listening socket says IPPROTO_TCP; without it
+    every request on a kept-alive connection waited ~40 ms for a delayed ACK (found by bench/http_api.py)."""
+    api = start_api()
+    assert api.http.get("/models").status_code == 200  # the connection stays open (keep-alive)
+    server = api.svc.http._server._server  # uvicorn's Server
+    connections = list(server.server_state.connections)
+    assert connections
+    for conn in connections:
+        sock = conn.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
