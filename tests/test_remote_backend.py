@@ -26,7 +26,7 @@ from daemon.service import Service
 from ipc.client import Client, GenerationFailed
 
 LONG_PROMPT = "x" * 50
-MODEL = "tiny-qwen3-vl-ov"
+MODEL = "qwen-tray"  # the alias every qwen-tray serves, whatever its model (GET /v1/models)
 
 
 class RemoteDaemon:
@@ -55,12 +55,13 @@ class RemoteDaemon:
             try:
                 key = self.key_file.read_text().strip()
                 r = httpx.post(f"{self.base_url}/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                               json={"messages": [{"role": "user", "content": "ready?"}], "max_tokens": 1})
+                               json={"messages": [{"role": "user", "content": "ready?"}], "max_tokens": 1},
+                               timeout=60)
                 return r.status_code == 200
             except (OSError, httpx.HTTPError):
                 return False
 
-        assert wait_for(ready, timeout=60, interval=0.2), self.log.read_text()
+        assert wait_for(ready, timeout=300, interval=0.2), self.log.read_text()  # a hang guard (busy machines)
 
     def close(self) -> None:
         if self.proc.poll() is None:
