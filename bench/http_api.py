@@ -181,6 +181,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"Measured {data['measured']} with `python bench/http_api.py` (machine as above).",
         "",
     ]
+    if data.get("note"):  # added by hand to a result, e.g. what changed in the code since it was measured
+        lines[-1:-1] = [f"Note: {data['note']}", ""]
     return "\n".join(lines)
 
 
