@@ -374,10 +374,11 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
     return "\n".join(L)
 
 
-def write_report(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path | None]:
+def write_report(result: dict[str, Any], out_dir: Path, *, draw: bool = True) -> tuple[Path, Path | None]:
+    """benchmarks.md (and .png unless `draw` is off) in `out_dir`; bench/http_api.py's section is appended
+    when its benchmarks-http.json is there."""
     out_dir = Path(out_dir)
-    png = chart(result, out_dir / "benchmarks.png")
-    md = out_dir / "benchmarks.md"
+    png = chart(result, out_dir / "benchmarks.png") if draw else out_dir / "benchmarks.png"
     text = markdown(result, png.name if png else None)
     pull = out_dir / "benchmarks-pull.json"  # bench/pull_bench.py's result (model pull paths), when present
     if pull.is_file():
@@ -385,6 +386,13 @@ def write_report(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path | No
         from pull_bench import pull_markdown
 
         text += "\n" + pull_markdown(json.loads(pull.read_text(encoding="utf-8")))
+    http = out_dir / "benchmarks-http.json"
+    if http.is_file():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from http_api import markdown as http_markdown
+
+        text = text.rstrip("\n") + "\n\n" + http_markdown(json.loads(http.read_text(encoding="utf-8")))
+    md = out_dir / "benchmarks.md"
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     if ENDURANCE_BEGIN in old and ENDURANCE_END in old:  # bench/endurance.py's section (own JSON): keep it
         kept = old.split(ENDURANCE_BEGIN, 1)[1].split(ENDURANCE_END, 1)[0]

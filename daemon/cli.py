@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "service_cmd",
     "autostart_cmd",
     "logs_cmd",
+    "api_cmd",
 )
 
 

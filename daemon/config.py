@@ -21,7 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 Device = Literal["auto", "hybrid", "NPU", "GPU", "CPU"]
-Backend = Literal["genai", "optimum"]
+Backend = Literal["genai", "optimum", "openai"]  # openai: a remote OpenAI-compatible server ([remote])
 
 
 class ConfigError(ValueError):
@@ -87,6 +87,30 @@ class ServerConfig:
     keep_alive_s: float = -1.0  # unload after this many idle seconds; < 0 = keep loaded forever
 
 
+DEFAULT_HTTP_PORT = 11500  # not Ollama's 11434, LM Studio's 1234, OVMS/vLLM's 8000 or llama.cpp's 8080
+
+
+@dataclass
+class HttpConfig:
+    """The OpenAI-compatible HTTP API on 127.0.0.1 (daemon/openai_api)."""
+
+    enabled: bool = True
+    port: int = DEFAULT_HTTP_PORT  # taken by another program: the HTTP API stays off, the rest runs (status says)
+    allowed_origins: list[str] = field(default_factory=list)  # e.g. "http://localhost:3000"; none by default
+    fetch_image_urls: bool = False  # true: fetch http(s) image URLs on the client's behalf (off: refused)
+
+
+@dataclass
+class RemoteConfig:
+    """`model.backend = "openai"`: answer with any OpenAI-compatible server instead of a local model."""
+
+    base_url: str = ""  # e.g. "http://gpu-box:8000/v3" (OVMS), "http://127.0.0.1:11434/v1" (Ollama)
+    model: str = ""  # the server's model name
+    api_key_file: str = ""  # a file holding the bearer key; "" = no key
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 120.0  # the longest silence between two pieces of an answer
+
+
 @dataclass
 class HotkeyConfig:
     backend: str = "auto"  # auto | registerhotkey | keyboard | xlib
@@ -118,6 +142,8 @@ class Config:
     gpu: GpuConfig = field(default_factory=GpuConfig)
     cpu: CpuConfig = field(default_factory=CpuConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
     hotkey: HotkeyConfig = field(default_factory=HotkeyConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -226,6 +252,9 @@ def _check_ranges(cfg: Config, source: str) -> None:
          "-1 (the default), 0 (off) or a group size"),
         ("npu.min_response_len", cfg.npu.min_response_len >= 1, "at least 1"),
         ("server.port", 0 <= cfg.server.port <= 65535, "in 0..65535"),
+        ("http.port", 1 <= cfg.http.port <= 65535, "in 1..65535"),
+        ("remote.connect_timeout_s", cfg.remote.connect_timeout_s > 0, "more than 0"),
+        ("remote.read_timeout_s", cfg.remote.read_timeout_s > 0, "more than 0"),
         ("server.queue_size", cfg.server.queue_size >= 1, "at least 1"),
         ("server.request_timeout_s", cfg.server.request_timeout_s > 0, "more than 0"),
         ("gpu.queue_throttle", cfg.gpu.queue_throttle in ("LOW", "MEDIUM", "HIGH", ""), "LOW, MEDIUM, HIGH or \"\""),
@@ -234,6 +263,14 @@ def _check_ranges(cfg: Config, source: str) -> None:
     for key, ok, what in checks:
         if not ok:
             raise ConfigError(f"{key} in {source} must be {what}")
+    if cfg.model.backend == "openai" and not (cfg.remote.base_url.startswith(("http://", "https://"))
+                                              and cfg.remote.model):
+        raise ConfigError(f'model.backend "openai" in {source} needs remote.base_url (http:// or https://) '
+                          "and remote.model")
+    for origin in cfg.http.allowed_origins:
+        if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+            raise ConfigError(f"http.allowed_origins in {source}: {origin!r} is not an origin "
+                              '(scheme://host[:port], e.g. "http://localhost:3000")')
 
 
 def load_config(path: Path) -> Config:

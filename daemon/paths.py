@@ -37,6 +37,11 @@ class Paths:
         return Path(override) if override else self.runtime_dir / "connection.json"
 
     @property
+    def api_key_file(self) -> Path:
+        """The HTTP API's bearer key: made at first start, kept across restarts, readable by the user alone."""
+        return self.models_dir.parent / "api-key"
+
+    @property
     def lock_file(self) -> Path:
         return self.runtime_dir / "qwen-tray.lock"
 
@@ -49,6 +54,7 @@ class Paths:
             "log_file": str(self.log_file),
             "runtime": str(self.runtime_dir),
             "connection": str(self.connection_file),
+            "api_key": str(self.api_key_file),
         }
 
 

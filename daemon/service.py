@@ -73,6 +73,7 @@ class Service:
         self.cfg = cfg
         self.scheduler: Scheduler | None = None
         self.server: Any = None  # ipc.server.Server once started
+        self.http: Any = None  # daemon.openai_api.runner.HttpApi once started
         self.demo = False
         self.model_dir: Path | None = None
         self.connection_file: Path | None = None
@@ -98,10 +99,15 @@ class Service:
         self._lock.acquire()
         try:
             cfg = self.cfg
-            self.model_dir, self.demo = resolve_model(cfg.model.path, self.paths)
+            if cfg.model.backend == "openai":  # a remote server answers; it measures its own context
+                self.model_dir, self.demo, model_name = None, False, cfg.remote.model
+                self._context_tokens = 1 << 62
+            else:
+                self.model_dir, self.demo = resolve_model(cfg.model.path, self.paths)
+                model_name = self.model_dir.name
+                self._context_tokens = model_context_tokens(self.model_dir)
             if self.demo:
                 log.warning(DEMO_NOTE)
-            self._context_tokens = model_context_tokens(self.model_dir)
             self.scheduler = Scheduler(
                 self._make_loader(self.model_dir),
                 queue_size=cfg.server.queue_size,
@@ -110,12 +116,17 @@ class Service:
                 image_cfg=cfg.image,
                 npu_max_prompt_len=cfg.npu.max_prompt_len,
                 demo=self.demo,
-                model_name=self.model_dir.name,
+                model_name=model_name,
             )
             self.scheduler.start()
+            from .openai_api.runner import HttpApi, WithHttpStatus
+
+            self.http = HttpApi(self.paths, cfg, self.scheduler, model_name=lambda: model_name,
+                                context_tokens=self._prompt_limit, count_tokens=self._count_tokens)
+            self.http.start()
             g = cfg.generation
             self.server = Server(
-                self.scheduler,
+                WithHttpStatus(self.scheduler, self.http),  # status also tells the HTTP API's URL
                 port=cfg.server.port,
                 max_bytes=cfg.image.max_bytes,
                 max_pixels=cfg.image.max_pixels,
@@ -133,7 +144,7 @@ class Service:
             self._teardown()
             raise
         self._started = True
-        log.info("qwen-tray %s serving %s%s on %s (pid %d); connection file %s", __version__, self.model_dir.name,
+        log.info("qwen-tray %s serving %s%s on %s (pid %d); connection file %s", __version__, model_name,
                  " (demo model)" if self.demo else "", endpoint, os.getpid(), self.connection_file)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -206,15 +217,19 @@ class Service:
     def _teardown(self, timeout: float = 10.0) -> None:
         from ipc.connection import remove_connection_file
 
+        if self.http is not None:
+            self.http.begin_shutdown()  # new HTTP requests: 503
         if self.scheduler is not None:
             self.scheduler.stop(timeout)  # every job's terminal event is handed to the server
+        if self.http is not None:
+            self.http.stop(timeout)
         if self.server is not None:
             self.server.stop(timeout)  # ... and delivered; then the sockets close
         if self.connection_file is not None:
             remove_connection_file(self.connection_file, os.getpid())
         self._lock.release()
 
-    def _make_loader(self, model_dir: Path) -> Callable[[], Engine]:
+    def _make_loader(self, model_dir: Path | None) -> Callable[[], Engine]:
         """The scheduler's loader: the engine, then (once) the tokenizer the request checks use."""
         if self._engine_factory is not None:
             factory = self._engine_factory
@@ -227,10 +242,13 @@ class Service:
             cfg, settings = self.cfg, placement_settings(self.paths, self.cfg)
 
             def load() -> Engine:
-                return load_engine(model_dir, cfg.model.backend, cfg.model.device, settings)
+                return load_engine(model_dir, cfg.model.backend, cfg.model.device, settings,  # type: ignore[arg-type]
+                                   remote=cfg.remote)
 
         def load_with_tokenizer() -> Engine:
             engine = load()
+            if model_dir is None:  # a remote server measures its own context: no tokenizer here
+                return engine
             try:
                 self._load_tokenizer()
             except Exception as exc:  # noqa: BLE001 - the checks load it on demand (and report) instead

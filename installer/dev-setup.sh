@@ -34,9 +34,10 @@ if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   # Xvfb + xdotool drive the desktop tests; trayer hosts the tray icon; xclip reads the
   # clipboard; x11-utils has xwininfo/xprop; desktop-file-utils validates .desktop files;
   # shellcheck lints the installer scripts; systemd's systemd-analyze verifies the user unit;
-  # mingw-w64's compiler and Windows SDK headers check the Win32 ctypes table (tests/test_win32_table.py).
+  # mingw-w64's compiler and Windows SDK headers check the Win32 ctypes table (tests/test_win32_table.py);
+  # curl is one of the real clients the HTTP API is tested with.
   pkgs=(xvfb xauth xdotool trayer x11-utils x11-xserver-utils xclip desktop-file-utils shellcheck systemd
-    gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev)
+    gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev curl)
   "$PY" -c 'import tkinter' 2>/dev/null || pkgs+=(python3-tk)
   "$PY" -c 'import ensurepip' 2>/dev/null || pkgs+=(python3-venv)
   missing=()

@@ -311,33 +311,39 @@ def _parse_part(part: Any, where: str, n_blobs: int, bad: Any) -> ImageRef | str
     return ImageRef(blob, spec, where)
 
 
+def option_problem(key: str, value: Any) -> str | None:
+    """What is wrong with one decoding option's value, or None. The one rule for every API of the daemon
+    (the HTTP API checks `max_tokens`, `temperature`, `top_p` and `stop` with it too)."""
+    if key == "max_new_tokens":
+        ok = _is_int(value) and 1 <= value <= MAX_NEW_TOKENS
+        return None if ok else f"must be an integer from 1 to {MAX_NEW_TOKENS}"
+    if key == "temperature":
+        return None if _is_number(value) and value >= 0 else "must be a number, 0 or more (0 = greedy)"
+    if key == "top_p":
+        return None if _is_number(value) and 0 < value <= 1 else "must be a number in (0, 1]"
+    if key == "stop":
+        ok = (isinstance(value, list) and len(value) <= MAX_STOP_STRINGS
+              and all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_LEN for s in value))
+        return None if ok else (f"must be a list of at most {MAX_STOP_STRINGS} non-empty strings "
+                                f"of at most {MAX_STOP_LEN} characters")
+    raise KeyError(key)
+
+
 def _parse_options(value: Any, bad: Any) -> Options:
     if not isinstance(value, dict):
         raise bad('"options" must be an object')
     if unknown := sorted(set(value) - set(_OPTION_KEYS)):
         raise bad(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
                   f"use {', '.join(_OPTION_KEYS)}")
-    mnt = value.get("max_new_tokens")
-    if mnt is not None and not (_is_int(mnt) and 1 <= mnt <= MAX_NEW_TOKENS):
-        raise bad(f"options.max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}")
+    for key in ("max_new_tokens", "temperature", "top_p", "stop"):
+        if value.get(key) is not None and (problem := option_problem(key, value[key])) is not None:
+            raise bad(f"options.{key} {problem}")
+    mnt, temp, top_p, stop = (value.get(k) for k in ("max_new_tokens", "temperature", "top_p", "stop"))
     least = value.get("min_new_tokens")
     if least is not None and not (_is_int(least) and 0 <= least <= MAX_NEW_TOKENS):
         raise bad(f"options.min_new_tokens must be an integer from 0 to {MAX_NEW_TOKENS}")
     if least is not None and mnt is not None and least > mnt:
         raise bad(f"options.min_new_tokens ({least}) must not be more than options.max_new_tokens ({mnt})")
-    temp = value.get("temperature")
-    if temp is not None and not (_is_number(temp) and temp >= 0):
-        raise bad("options.temperature must be a number, 0 or more (0 = greedy)")
-    top_p = value.get("top_p")
-    if top_p is not None and not (_is_number(top_p) and 0 < top_p <= 1):
-        raise bad("options.top_p must be a number in (0, 1]")
-    stop = value.get("stop")
-    if stop is not None and not (
-        isinstance(stop, list) and len(stop) <= MAX_STOP_STRINGS
-        and all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_LEN for s in stop)
-    ):
-        raise bad(f"options.stop must be a list of at most {MAX_STOP_STRINGS} non-empty strings "
-                  f"of at most {MAX_STOP_LEN} characters")
     priority = value.get("priority", "background")
     if priority not in PRIORITIES:
         raise bad('options.priority must be "interactive" or "background"')

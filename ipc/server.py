@@ -33,6 +33,7 @@ connection file, so a peer without it gets no reply at all.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import queue
@@ -48,9 +49,9 @@ from typing import Any, Protocol
 import zmq
 from zmq.utils import z85
 
+from daemon.admission import Admission, Refused, RequestedOptions, submit
 from daemon.engine.base import GenerationOptions, GenerationResult, Message
-from daemon.images import ImageRejected, decode_image, raw_image
-from daemon.jobs import Busy, Job
+from daemon.jobs import Job
 from daemon.logs import RepeatedFailure
 
 from . import protocol
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_DOMAIN = b"qwen-tray"
-MAX_BYTES_PER_TOKEN = 8  # text more than 8 bytes per context token is refused without tokenizing it
 PREPARE_THREADS = 2  # decoding images and counting tokens, off the server thread
 MAX_PREPARING = 1024  # generate requests waiting for their checks; more: busy
 PREPARING_BYTES_PER_IMAGE_LIMIT = 4  # blob bytes held while waiting: at most 4 x max_bytes (>= 64 MB); more: busy
@@ -217,11 +217,10 @@ class Server:
         self._scheduler = scheduler
         self._port = port
         self._max_bytes = max_bytes
-        self._max_pixels = max_pixels
-        self._defaults = defaults
         self._version = version
-        self._context_tokens = context_tokens
-        self._count_tokens = count_tokens
+        # the checks and limits shared with the HTTP API (daemon.admission): one place decides them
+        self._admission = Admission(max_bytes=max_bytes, max_pixels=max_pixels, defaults=defaults,
+                                    context_tokens=context_tokens, count_tokens=count_tokens)
         self._on_shutdown = on_shutdown
         self._on_failure = on_failure  # called on the server thread if it dies (a bug): the daemon must not look alive
         self.failure = ""
@@ -518,11 +517,8 @@ class Server:
 
     def _options(self, req: protocol.Request) -> GenerationOptions:
         o = req.options
-        options = GenerationOptions(
-            max_new_tokens=o.max_new_tokens if o.max_new_tokens is not None else self._defaults.max_new_tokens,
-            temperature=o.temperature if o.temperature is not None else self._defaults.temperature,
-            top_p=o.top_p if o.top_p is not None else self._defaults.top_p,
-            stop=o.stop if o.stop is not None else self._defaults.stop,
+        options = dataclasses.replace(
+            self._admission.options(RequestedOptions(o.max_new_tokens, o.temperature, o.top_p, o.stop)),
             min_new_tokens=o.min_new_tokens or 0,
         )
         if options.min_new_tokens > options.max_new_tokens:
@@ -558,9 +554,9 @@ class Server:
         label = f"client {identity.hex()} id {req.id!r}"
         job = Job(messages, options, _Sink(self, identity, req.id, label), req.options.priority, label)
         try:
-            position = self._scheduler.submit(job)
-        except Busy as exc:
-            raise protocol.Rejected("busy", str(exc), req.id) from None
+            position = submit(self._scheduler, job)
+        except Refused as exc:
+            raise protocol.Rejected(exc.code, exc.message, req.id) from None
         self._inflight.setdefault(identity, {})[req.id] = job
         n_images = sum(len(m.images) for m in messages)
         log.info("%s: accepted at %d (%s, %d messages, %d images, %d text chars, max_new_tokens %d, "
@@ -575,36 +571,17 @@ class Server:
     def _message(self, m: protocol.WireMessage, blobs: list[bytes], rid: str) -> Message:
         images = []
         for ref in m.images:
-            data = blobs[ref.blob]
-            what = f"the image in {ref.where} (blob {ref.blob})"
+            raw = (ref.raw.width, ref.raw.height, ref.raw.mode) if ref.raw is not None else None
             try:
-                if ref.raw is None:
-                    img = decode_image(data, max_bytes=self._max_bytes, max_pixels=self._max_pixels, what=what)
-                else:
-                    img = raw_image(data, ref.raw.width, ref.raw.height, ref.raw.mode, max_bytes=self._max_bytes,
-                                    max_pixels=self._max_pixels, what=what)
-            except ImageRejected as exc:
-                raise protocol.Rejected(exc.code, str(exc), rid) from None
-            except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile input is still a bad image
-                raise protocol.Rejected("bad_image", f"{what} could not be decoded ({type(exc).__name__})",
-                                        rid) from None
-            images.append(img)
+                images.append(self._admission.image(blobs[ref.blob], f"the image in {ref.where} (blob {ref.blob})",
+                                                    raw))
+            except Refused as exc:
+                raise protocol.Rejected(exc.code, exc.message, rid) from None
         return Message(m.role, m.text, images)  # type: ignore[arg-type]
 
     def _check_context(self, req: protocol.Request) -> None:
         """Refuse text that cannot fit the model's context (`too_large`), tokenizing only when in doubt."""
-        if self._context_tokens is None:
-            return
-        limit = self._context_tokens()
-        texts = [m.text for m in req.messages]
-        nbytes = sum(len(t.encode("utf-8")) for t in texts)
-        if nbytes <= limit:  # a token is at least one byte
-            return
-        tokens = None
-        if nbytes <= MAX_BYTES_PER_TOKEN * limit and self._count_tokens is not None:
-            tokens = sum(self._count_tokens(t) for t in texts)
-            if tokens <= limit:
-                return
-        size = f"{tokens} tokens" if tokens is not None else f"{nbytes} bytes"
-        raise protocol.Rejected("too_large", f"the text is {size}, more than the model's context of {limit} tokens: "
-                                "shorten it", req.id)
+        try:
+            self._admission.check_context([m.text for m in req.messages])
+        except Refused as exc:
+            raise protocol.Rejected(exc.code, exc.message, req.id) from None

@@ -113,18 +113,19 @@ def _png(w: int = 48, h: int = 32) -> bytes:
 
 @pytest.fixture
 def held_decode(monkeypatch: pytest.MonkeyPatch):
-    """Every image decode in the server waits until the test releases it (the test hook: a patched decoder)."""
-    import ipc.server
+    """Every image decode in the server waits until the test releases it (the test hook: a patched decoder;
+    the ZeroMQ server decodes through daemon.admission, the checks it shares with the HTTP API)."""
+    import daemon.admission
 
     entered, release = threading.Event(), threading.Event()
-    real = ipc.server.decode_image
+    real = daemon.admission.decode_image
 
     def decode(*args, **kwargs):
         entered.set()
         assert release.wait(30), "the test never released the decode"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ipc.server, "decode_image", decode)
+    monkeypatch.setattr(daemon.admission, "decode_image", decode)
     yield entered, release
     release.set()
 

@@ -158,12 +158,18 @@ def run_status(args: argparse.Namespace) -> int:
     if st.get("demo"):
         model += " (demo: the bundled tiny model, it only names the main colour; `qwen-tray model pull` gets Qwen3-VL)"
     print(f"  model:     {model}")
-    if placement:
+    if placement and placement.get("name") == "remote":
+        print(f"  placement: {placement.get('summary', '?')}")
+    elif placement:
         print(f"  placement: {placement.get('summary', '?')}: {placement.get('reason', '')}")
     if st.get("state") == "ready" and not st.get("loaded", True):
         print("  loaded:    no (unloaded while idle; the next request loads it)")
     if st.get("error"):
         print(f"  error:     {st['error']}")
+    http = st.get("http") or {}
+    if http:
+        print(f"  http:      {http.get('url') or 'off: ' + str(http.get('error'))}"
+              + (" (OpenAI-compatible; `qwen-tray api-key` prints the key)" if http.get("url") else ""))
     print(f"  queue:     {st.get('queue_depth', 0)} waiting")
     print(f"  uptime:    {_duration(st.get('uptime_s', 0))}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .base import Engine, EngineError
 from .placement import Attempt, Placement, PlacementSettings, plan_attempts
@@ -17,7 +18,7 @@ from .store import check_model_dir
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("genai", "optimum")
+BACKENDS = ("genai", "optimum", "openai")  # openai: remote_backend.py, a server instead of a model dir
 
 
 def available_devices() -> list[str]:
@@ -50,8 +51,13 @@ def load_engine(
     device: str = "auto",
     settings: PlacementSettings | None = None,
     available: list[str] | None = None,
+    remote: Any = None,
 ) -> Engine:
     """Try each planned attempt in order; return the first engine that loads."""
+    if backend == "openai":  # `remote` is the config's [remote] section; no model dir, no device
+        from .remote_backend import RemoteEngine
+
+        return RemoteEngine(remote)
     model_dir = check_model_dir(model_dir)
     make = _constructor(backend)
     settings = settings or PlacementSettings()
