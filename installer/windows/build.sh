@@ -33,7 +33,8 @@ VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/pyproject.toml" | head -1)
 
 # --- 1. packages ------------------------------------------------------------------------------------------------
 need=()
-for p in wine wine64 xvfb x86_64-w64-mingw32-gcc unzip npm; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in wine Xvfb x86_64-w64-mingw32-gcc unzip npm; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+[ -x /usr/lib/wine/wine64 ] || need+=(wine64)
 dpkg -s libc6:i386 >/dev/null 2>&1 || need+=(libc6:i386)
 if [ "${#need[@]}" -gt 0 ]; then
   step "installing Wine, mingw-w64 and Xvfb (missing: ${need[*]})"
@@ -61,8 +62,11 @@ if [ ! -x "$ROOT32/usr/lib/wine/wine" ]; then
 fi
 W64=/usr/lib/wine/wine64
 W32=$ROOT32/usr/lib/wine/wine
-wine32() { env LD_LIBRARY_PATH="$ROOT32/lib/i386-linux-gnu:$ROOT32/usr/lib/i386-linux-gnu" \
-  WINELOADER="$ROOT32/usr/lib/wine/wine64" timeout "${WINE_TIMEOUT:-300}" "$W32" "$@"; }
+# The 32-bit side's environment (its libraries, and the 64-bit loader as WINELOADER's twin) ...
+wine32env() { env LD_LIBRARY_PATH="$ROOT32/lib/i386-linux-gnu:$ROOT32/usr/lib/i386-linux-gnu" \
+  WINELOADER="$ROOT32/usr/lib/wine/wine64" timeout "${WINE_TIMEOUT:-300}" "$@"; }
+# ... and a 32-bit program (ISCC.exe, the Setup, the uninstaller) run by the 32-bit loader in it.
+wine32() { wine32env "$W32" "$@"; }
 
 # --- 3. Xvfb and the prefix -------------------------------------------------------------------------------------
 export DISPLAY=$DISP WINEPREFIX=$LAB/prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -76,6 +80,7 @@ if ! [ -e "/tmp/.X11-unix/X${DISP#:}" ]; then
 fi
 if [ ! -f "$WINEPREFIX/.qwen-ready" ]; then
   step "Wine prefix $WINEPREFIX"
+  rm -rf "$WINEPREFIX"
   "$W64" wineboot -i >"$LAB/wineboot.log" 2>&1 || die "wineboot (see $LAB/wineboot.log)"
   # wineboot fills syswow64 only from wine's own i386 DLL dir (empty without wine32:i386): copy the unpacked ones,
   # and register the 32-bit COM classes (Setup's Start-menu shortcut needs them).
@@ -83,7 +88,8 @@ if [ ! -f "$WINEPREFIX/.qwen-ready" ]; then
   mkdir -p "$LAB/wow64dlls"
   ln -sfn "$ROOT32/usr/lib/i386-linux-gnu/wine/i386-windows" "$LAB/wow64dlls/i386-windows"
   ln -sfn /usr/lib/x86_64-linux-gnu/wine/x86_64-unix "$LAB/wow64dlls/x86_64-unix"
-  WINEDLLPATH=$LAB/wow64dlls wine32 wineboot -u >"$LAB/wineboot-u.log" 2>&1 || die "wineboot -u (see $LAB/wineboot-u.log)"
+  WINEDLLPATH=$LAB/wow64dlls wine32env "$W64" wineboot -u >"$LAB/wineboot-u.log" 2>&1 \
+    || die "wineboot -u (see $LAB/wineboot-u.log)"
   touch "$WINEPREFIX/.qwen-ready"
 fi
 
