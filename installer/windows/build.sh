@@ -16,7 +16,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 LAB=${LAB:-/tmp/qwen-tray-wine}
-DISP=${DISP:-:93}
+DISP=${DISP:-}
 UV_VERSION=0.13.9       # the uv.exe shipped in the Setup (bump deliberately: it makes the user's Python and venv)
 INNO_VERSION=6.4.1
 PY=${PYTHON:-$REPO/.venv/bin/python}
@@ -73,7 +73,11 @@ export DISPLAY=$DISP WINEPREFIX=$LAB/prefix WINEDEBUG=-all WINEDLLOVERRIDES="msc
 XVFB=""
 cleanup() { [ -n "$XVFB" ] && kill "$XVFB" 2>/dev/null; "$W64" wineserver -k >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-if ! [ -e "/tmp/.X11-unix/X${DISP#:}" ]; then
+if [ -z "$DISP" ]; then  # our own Xvfb on a free display (other Xvfbs on this machine are not ours to use)
+  for n in $(seq 93 160); do
+    [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] || { DISP=:$n; break; }
+  done
+  export DISPLAY=$DISP
   Xvfb "$DISP" -screen 0 1280x1024x24 -nolisten tcp >"$LAB/xvfb.log" 2>&1 &
   XVFB=$!
   sleep 1
