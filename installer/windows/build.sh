@@ -121,7 +121,7 @@ rm -f "$STAGE"/qwen_tray-*.whl
 rm -rf "$LAB/wheelsrc" && mkdir -p "$LAB/wheelsrc"
 (cd "$REPO" && tar --exclude=.git --exclude=.venv --exclude=dist --exclude=build --exclude='*.egg-info' \
    --exclude=installer/windows/build -cf - .) | (cd "$LAB/wheelsrc" && tar xf -)
-"$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$STAGE" "$LAB/wheelsrc" >"$LAB/wheel.log" 2>&1 \
+"$PY" -m pip wheel -q --no-deps -w "$STAGE" "$LAB/wheelsrc" >"$LAB/wheel.log" 2>&1 \
   || die "pip wheel (see $LAB/wheel.log)"
 [ -f "$STAGE/qwen_tray-$VERSION-py3-none-any.whl" ] || die "no qwen_tray-$VERSION-py3-none-any.whl in $STAGE"
 
