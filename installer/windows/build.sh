@@ -35,6 +35,7 @@ VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/pyproject.toml" | head -1)
 need=()
 for p in wine Xvfb x86_64-w64-mingw32-gcc unzip npm; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
 [ -x /usr/lib/wine/wine64 ] || need+=(wine64)
+[ -f /usr/i686-w64-mingw32/lib/zlib1.dll ] || need+=(libz-mingw-w64)
 dpkg -s libc6:i386 >/dev/null 2>&1 || need+=(libc6:i386)
 if [ "${#need[@]}" -gt 0 ]; then
   step "installing Wine, mingw-w64 and Xvfb (missing: ${need[*]})"
@@ -43,7 +44,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   dpkg --print-foreign-architectures | grep -qx i386 || dpkg --add-architecture i386
   apt-get update -q >"$LAB/apt-update.log" 2>&1 || echo "apt-get update reported errors (see $LAB/apt-update.log)"
   apt-get install -y -q --no-install-recommends wine wine64 fonts-wine xvfb gcc-mingw-w64-x86-64-win32 \
-    mingw-w64-x86-64-dev libc6:i386 unzip >"$LAB/apt-install.log" 2>&1 || die "apt-get install (see $LAB/apt-install.log)"
+    mingw-w64-x86-64-dev libz-mingw-w64 libc6:i386 unzip >"$LAB/apt-install.log" 2>&1 || die "apt-get install (see $LAB/apt-install.log)"
   command -v npm >/dev/null 2>&1 || die "npm is needed to fetch Inno Setup (package innosetup)"
 fi
 
@@ -60,6 +61,9 @@ if [ ! -x "$ROOT32/usr/lib/wine/wine" ]; then
   for d in "$LAB"/debs32/*.deb; do dpkg-deb -x "$d" "$ROOT32"; done
   ln -sfn /usr/lib/wine/wine64 "$ROOT32/usr/lib/wine/wine64"
 fi
+# The 32-bit user32.dll needs zlib1.dll (from libz-mingw-w64); without it ISCC.exe prints nothing and does nothing.
+cp /usr/i686-w64-mingw32/lib/zlib1.dll "$ROOT32/usr/lib/i386-linux-gnu/wine/i386-windows/" \
+  || die "no /usr/i686-w64-mingw32/lib/zlib1.dll (Debian package libz-mingw-w64)"
 W64=/usr/lib/wine/wine64
 W32=$ROOT32/usr/lib/wine/wine
 # The 32-bit side's environment (its libraries, and the 64-bit loader as WINELOADER's twin) ...
@@ -82,7 +86,7 @@ if [ -z "$DISP" ]; then  # our own Xvfb on a free display (other Xvfbs on this m
   XVFB=$!
   sleep 1
 fi
-if [ ! -f "$WINEPREFIX/.qwen-ready" ]; then
+if [ ! -f "$WINEPREFIX/.qwen-ready-2" ]; then
   step "Wine prefix $WINEPREFIX"
   rm -rf "$WINEPREFIX"
   "$W64" wineboot -i >"$LAB/wineboot.log" 2>&1 || die "wineboot (see $LAB/wineboot.log)"
@@ -94,7 +98,7 @@ if [ ! -f "$WINEPREFIX/.qwen-ready" ]; then
   ln -sfn /usr/lib/x86_64-linux-gnu/wine/x86_64-unix "$LAB/wow64dlls/x86_64-unix"
   WINEDLLPATH=$LAB/wow64dlls wine32env "$W64" wineboot -u >"$LAB/wineboot-u.log" 2>&1 \
     || die "wineboot -u (see $LAB/wineboot-u.log)"
-  touch "$WINEPREFIX/.qwen-ready"
+  touch "$WINEPREFIX/.qwen-ready-2"
 fi
 
 # --- 4. Inno Setup, uv.exe, the wheel ----------------------------------------------------------------------------

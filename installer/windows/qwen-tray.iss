@@ -115,9 +115,9 @@ begin
   Result := Ord(Buf[I + 1]);
 end;
 
-{ The SID of this process's user as text (S-1-5-21-...), from the token: what daemon/instance.py puts in the
-  mutex name. TOKEN_USER is {PSID Sid; DWORD Attributes} followed by the SID itself (8 bytes in this 32-bit
-  process, 16 in a 64-bit one: the SID's revision byte, 1, tells which). }
+// The SID of this process's user as text (S-1-5-21-...), from the token: what daemon/instance.py puts in the
+// mutex name. TOKEN_USER is (PSID Sid; DWORD Attributes) followed by the SID itself (8 bytes in this 32-bit
+// process, 16 in a 64-bit one: the SID's revision byte, 1, tells which).
 function UserSid: String;
 var
   Token: THandle;
@@ -193,7 +193,7 @@ end;
 
 procedure SetUvEnvironment;
 begin
-  { Everything uv makes stays under {app}: the Python, its cache; no user uv.toml changes what it does. }
+  // Everything uv makes stays under the app folder: the Python, its cache; no user uv.toml changes what it does.
   SetEnvironmentVariable('UV_PYTHON_INSTALL_DIR', ExpandConstant('{app}\python'));
   SetEnvironmentVariable('UV_CACHE_DIR', ExpandConstant('{app}\uv-cache'));
   SetEnvironmentVariable('UV_MANAGED_PYTHON', '1');
@@ -259,7 +259,7 @@ begin
   end;
   if CurUninstallStep = usPostUninstall then
   begin
-    { platformdirs' per-user folder on Windows: models\, config.toml (Cache, Logs and run are gone already). }
+    // platformdirs' per-user folder on Windows: models\, config.toml (Cache, Logs and run are gone already).
     DataDir := ExpandConstant('{localappdata}\qwen-tray');
     if DirExists(DataDir) and not UninstallSilent then
     begin
