@@ -171,24 +171,49 @@ for f in bin/uv.exe "wheels/qwen_tray-$VERSION-py3-none-any.whl" demo-model/open
   [ -f "$APPDIR/$f" ] || die "Setup did not install $f"
 done
 
-step "Setup again while the daemon's mutex is held (an upgrade over a running qwen-tray that would not stop)"
-"$W64" "$LAB/cmdlog.exe" mutex "Global\\qwen-tray-$SID" 8 >"$LAB/mutex.out" 2>&1 &
-HOLDER=$!
-sleep 2
-WINE_TIMEOUT=60 wine32 "$PSETUP" /VERYSILENT /SUPPRESSMSGBOXES /CURRENTUSER '/LOG=C:\qwen-probe-setup2.log' \
-  >/dev/null 2>&1 || true
-wait "$HOLDER" || true
-tr -d '\r' <"$WINEPREFIX/drive_c/qwen-probe-setup2.log" | grep -q "is currently running" \
-  || die "Setup did not see the running daemon's mutex"
-echo "    Setup refused to install over the running daemon (AppMutex)"
-tr -d '\r' <"$WINEPREFIX/drive_c/qwen-probe-setup2.log" | grep -E 'run: .*stop' | sed 's/^.*run: /    stopped first: /'
+# A stand-in daemon: holds the daemon's mutex until `qwen-tray.exe stop` (the probe) sets EVENT, or SECONDS pass.
+hold() {  # hold SECONDS EVENT LOGNAME
+  "$W64" "$LAB/cmdlog.exe" mutex "Global\\qwen-tray-$SID" "$1" "$2" >"$LAB/$3" 2>&1 &
+  HOLDER=$!
+  for _ in $(seq 60); do grep -q held "$LAB/$3" 2>/dev/null && return 0; sleep 0.5; done
+  die "the stand-in daemon did not take the mutex"
+}
+setup_log() { tr -d '\r' <"$WINEPREFIX/drive_c/$1"; }
 
-step "uninstall, silently"
+step "upgrade in place over a running daemon: Setup stops it first"
+hold 60 qwen-probe-stop holder-upgrade.out
+wine32 "$PSETUP" /VERYSILENT /SUPPRESSMSGBOXES /CURRENTUSER '/LOG=C:\qwen-probe-setup2.log' >/dev/null 2>&1 \
+  || die "the upgrade Setup failed"
+wait "$HOLDER" || true
+grep -q "released (stopped)" "$LAB/holder-upgrade.out" || die "Setup did not stop the running daemon"
+setup_log qwen-probe-setup2.log | grep -E "run: .* stop|daemon mutex" | sed 's/^.*\(run: \|daemon mutex\)/    \1/'
+setup_log qwen-probe-setup2.log | grep -q "Installation process succeeded" || die "the upgrade did not install"
+echo "    the daemon was stopped, then the upgrade installed"
+
+step "Setup while a daemon that does not stop holds the mutex (AppMutex refuses)"
+hold 90 never-set holder-stuck.out
+WINE_TIMEOUT=60 wine32 "$PSETUP" /VERYSILENT /SUPPRESSMSGBOXES /CURRENTUSER '/LOG=C:\qwen-probe-setup3.log' \
+  >/dev/null 2>&1 || true
+kill "$HOLDER" 2>/dev/null || true
+setup_log qwen-probe-setup3.log | grep -q "is currently running" || die "Setup did not see the running daemon's mutex"
+setup_log qwen-probe-setup3.log | grep -q "Installation process succeeded" && die "Setup installed over a running daemon"
+echo "    Setup refused: qwen-tray is currently running"
+
+step "uninstall, silently, while the daemon runs: it is stopped before anything is deleted"
 : >"$WINEPREFIX/drive_c/qwen-probe/calls.txt"
+hold 60 qwen-probe-stop holder-unins.out
 wine32 "$APPDIR/unins000.exe" /VERYSILENT /SUPPRESSMSGBOXES '/LOG=C:\qwen-probe-unins.log' >/dev/null 2>&1 || true
-for _ in $(seq 30); do [ -d "$APPDIR" ] || break; sleep 1; done
+for _ in $(seq 60); do [ -d "$APPDIR" ] || break; sleep 1; done
+wait "$HOLDER" || true
+grep -q "released (stopped)" "$LAB/holder-unins.out" || die "the uninstaller did not stop the daemon"
 echo "--- command lines the uninstaller ran:"
 tr -d '\r' <"$WINEPREFIX/drive_c/qwen-probe/calls.txt" | grep '^cmd' | sed 's/^/    /'
+setup_log qwen-probe-unins.log | grep -nE "run: .* stop|daemon mutex|Deleting file" | sed -n '1,3s/^/    /p'
+first_delete=$(setup_log qwen-probe-unins.log | grep -n -m1 "Deleting file" | cut -d: -f1)
+gone=$(setup_log qwen-probe-unins.log | grep -n -m1 "daemon mutex .*: gone" | cut -d: -f1)
+if [ -z "$gone" ] || [ -z "$first_delete" ] || [ "$gone" -ge "$first_delete" ]; then
+  die "the uninstaller deleted files before the daemon was gone"
+fi
 [ -d "$APPDIR" ] && die "the app folder is still there: $(ls "$APPDIR")"
-echo "    the app folder is gone"
+echo "    the daemon was gone before the first file was deleted; the app folder is gone"
 echo "check passed"

@@ -174,21 +174,51 @@ begin
     Log(Format('failed (exit code %d): "%s" %s', [Code, Exe, Params]));
 end;
 
-{ AppMutex: the daemon's mutex. Uninstall and an upgrade first ask a running daemon to stop: `qwen-tray stop`
-  returns once it has exited, so the mutex check that follows finds it gone and nothing is deleted under it. }
-function DaemonMutex(Param: String): String;
+{ Ask a running daemon to stop (once): `qwen-tray stop` returns once it has exited. }
+procedure StopDaemon;
 var
   Code: Integer;
 begin
+  if StopTried or not FileExists(InstalledExe('qwen-tray.exe')) then
+    exit;
+  StopTried := True;
+  Log(Format('run: "%s" stop', [InstalledExe('qwen-tray.exe')]));
+  Exec(InstalledExe('qwen-tray.exe'), 'stop', '', SW_HIDE, ewWaitUntilTerminated, Code);
+  Log(Format('qwen-tray stop: exit code %d', [Code]));
+end;
+
+{ AppMutex: the daemon's mutex. An upgrade first stops a running daemon, so the check that follows finds it gone. }
+function DaemonMutex(Param: String): String;
+begin
   Result := MutexPrefix + UserSid;
-  if (not StopTried) and FileExists(InstalledExe('qwen-tray.exe')) then
-  begin
-    StopTried := True;
-    Log(Format('run: "%s" stop', [InstalledExe('qwen-tray.exe')]));
-    Exec(InstalledExe('qwen-tray.exe'), 'stop', '', SW_HIDE, ewWaitUntilTerminated, Code);
-    Log(Format('qwen-tray stop: exit code %d', [Code]));
-  end;
+  StopDaemon;
   Log('daemon mutex: ' + Result);
+end;
+
+{ Uninstall: stop the daemon and wait for its mutex to go before anything is deleted (the uninstaller's own
+  AppMutex check uses the name stored at install time and runs no code). }
+function InitializeUninstall: Boolean;
+var
+  Name: String;
+  Tries: Integer;
+begin
+  Name := MutexPrefix + UserSid;
+  StopDaemon;
+  Tries := 0;
+  while CheckForMutexes(Name) and (Tries < 40) do
+  begin
+    Sleep(250);
+    Tries := Tries + 1;
+  end;
+  Result := not CheckForMutexes(Name);
+  if Result then
+    Log('daemon mutex ' + Name + ': gone')
+  else
+  begin
+    Log('daemon mutex ' + Name + ': still held');
+    SuppressibleMsgBox('qwen-tray is still running: quit it from its tray menu, then uninstall again.', mbError,
+      MB_OK, IDOK);
+  end;
 end;
 
 procedure SetUvEnvironment;
