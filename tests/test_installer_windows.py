@@ -38,3 +38,11 @@ def test_the_wine_probe_compiles_for_windows(tmp_path: Path) -> None:
     subprocess.run(["x86_64-w64-mingw32-gcc", "-municode", "-O1", "-Wall", "-Werror", "-o", str(exe),
                     str(WIN / "probe" / "cmdlog.c"), "-ladvapi32"], check=True, timeout=120)
     assert exe.read_bytes()[:2] == b"MZ"
+
+
+def test_setup_ships_the_demo_model_the_daemon_looks_for() -> None:
+    from daemon.paths import DEMO_MODEL
+
+    iss = (WIN / "qwen-tray.iss").read_text()
+    assert f'Source: "{{#Repo}}\\tests\\fixtures\\{DEMO_MODEL}\\*"; DestDir: "{{app}}\\demo-model"' in iss
+    assert (REPO / "tests" / "fixtures" / DEMO_MODEL / "openvino_language_model.xml").is_file()

@@ -16,7 +16,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 LAB=${LAB:-/tmp/qwen-tray-wine}
-DISP=${DISP:-:93}
+DISP=${DISP:-}
 UV_VERSION=0.13.9       # the uv.exe shipped in the Setup (bump deliberately: it makes the user's Python and venv)
 INNO_VERSION=6.4.1
 PY=${PYTHON:-$REPO/.venv/bin/python}
@@ -33,7 +33,9 @@ VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/pyproject.toml" | head -1)
 
 # --- 1. packages ------------------------------------------------------------------------------------------------
 need=()
-for p in wine wine64 xvfb x86_64-w64-mingw32-gcc unzip npm; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in wine Xvfb x86_64-w64-mingw32-gcc unzip npm; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+[ -x /usr/lib/wine/wine64 ] || need+=(wine64)
+[ -f /usr/i686-w64-mingw32/lib/zlib1.dll ] || need+=(libz-mingw-w64)
 dpkg -s libc6:i386 >/dev/null 2>&1 || need+=(libc6:i386)
 if [ "${#need[@]}" -gt 0 ]; then
   step "installing Wine, mingw-w64 and Xvfb (missing: ${need[*]})"
@@ -42,7 +44,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   dpkg --print-foreign-architectures | grep -qx i386 || dpkg --add-architecture i386
   apt-get update -q >"$LAB/apt-update.log" 2>&1 || echo "apt-get update reported errors (see $LAB/apt-update.log)"
   apt-get install -y -q --no-install-recommends wine wine64 fonts-wine xvfb gcc-mingw-w64-x86-64-win32 \
-    mingw-w64-x86-64-dev libc6:i386 unzip >"$LAB/apt-install.log" 2>&1 || die "apt-get install (see $LAB/apt-install.log)"
+    mingw-w64-x86-64-dev libz-mingw-w64 libc6:i386 unzip >"$LAB/apt-install.log" 2>&1 || die "apt-get install (see $LAB/apt-install.log)"
   command -v npm >/dev/null 2>&1 || die "npm is needed to fetch Inno Setup (package innosetup)"
 fi
 
@@ -59,23 +61,34 @@ if [ ! -x "$ROOT32/usr/lib/wine/wine" ]; then
   for d in "$LAB"/debs32/*.deb; do dpkg-deb -x "$d" "$ROOT32"; done
   ln -sfn /usr/lib/wine/wine64 "$ROOT32/usr/lib/wine/wine64"
 fi
+# The 32-bit user32.dll needs zlib1.dll (from libz-mingw-w64); without it ISCC.exe prints nothing and does nothing.
+cp /usr/i686-w64-mingw32/lib/zlib1.dll "$ROOT32/usr/lib/i386-linux-gnu/wine/i386-windows/" \
+  || die "no /usr/i686-w64-mingw32/lib/zlib1.dll (Debian package libz-mingw-w64)"
 W64=/usr/lib/wine/wine64
 W32=$ROOT32/usr/lib/wine/wine
-wine32() { env LD_LIBRARY_PATH="$ROOT32/lib/i386-linux-gnu:$ROOT32/usr/lib/i386-linux-gnu" \
-  WINELOADER="$ROOT32/usr/lib/wine/wine64" timeout "${WINE_TIMEOUT:-300}" "$W32" "$@"; }
+# The 32-bit side's environment (its libraries, and the 64-bit loader as WINELOADER's twin) ...
+wine32env() { env LD_LIBRARY_PATH="$ROOT32/lib/i386-linux-gnu:$ROOT32/usr/lib/i386-linux-gnu" \
+  WINELOADER="$ROOT32/usr/lib/wine/wine64" timeout "${WINE_TIMEOUT:-300}" "$@"; }
+# ... and a 32-bit program (ISCC.exe, the Setup, the uninstaller) run by the 32-bit loader in it.
+wine32() { wine32env "$W32" "$@"; }
 
 # --- 3. Xvfb and the prefix -------------------------------------------------------------------------------------
 export DISPLAY=$DISP WINEPREFIX=$LAB/prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 XVFB=""
 cleanup() { [ -n "$XVFB" ] && kill "$XVFB" 2>/dev/null; "$W64" wineserver -k >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-if ! [ -e "/tmp/.X11-unix/X${DISP#:}" ]; then
+if [ -z "$DISP" ]; then  # our own Xvfb on a free display (other Xvfbs on this machine are not ours to use)
+  for n in $(seq 93 160); do
+    [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] || { DISP=:$n; break; }
+  done
+  export DISPLAY=$DISP
   Xvfb "$DISP" -screen 0 1280x1024x24 -nolisten tcp >"$LAB/xvfb.log" 2>&1 &
   XVFB=$!
   sleep 1
 fi
-if [ ! -f "$WINEPREFIX/.qwen-ready" ]; then
+if [ ! -f "$WINEPREFIX/.qwen-ready-2" ]; then
   step "Wine prefix $WINEPREFIX"
+  rm -rf "$WINEPREFIX"
   "$W64" wineboot -i >"$LAB/wineboot.log" 2>&1 || die "wineboot (see $LAB/wineboot.log)"
   # wineboot fills syswow64 only from wine's own i386 DLL dir (empty without wine32:i386): copy the unpacked ones,
   # and register the 32-bit COM classes (Setup's Start-menu shortcut needs them).
@@ -83,8 +96,9 @@ if [ ! -f "$WINEPREFIX/.qwen-ready" ]; then
   mkdir -p "$LAB/wow64dlls"
   ln -sfn "$ROOT32/usr/lib/i386-linux-gnu/wine/i386-windows" "$LAB/wow64dlls/i386-windows"
   ln -sfn /usr/lib/x86_64-linux-gnu/wine/x86_64-unix "$LAB/wow64dlls/x86_64-unix"
-  WINEDLLPATH=$LAB/wow64dlls wine32 wineboot -u >"$LAB/wineboot-u.log" 2>&1 || die "wineboot -u (see $LAB/wineboot-u.log)"
-  touch "$WINEPREFIX/.qwen-ready"
+  WINEDLLPATH=$LAB/wow64dlls wine32env "$W64" wineboot -u >"$LAB/wineboot-u.log" 2>&1 \
+    || die "wineboot -u (see $LAB/wineboot-u.log)"
+  touch "$WINEPREFIX/.qwen-ready-2"
 fi
 
 # --- 4. Inno Setup, uv.exe, the wheel ----------------------------------------------------------------------------
@@ -111,7 +125,7 @@ rm -f "$STAGE"/qwen_tray-*.whl
 rm -rf "$LAB/wheelsrc" && mkdir -p "$LAB/wheelsrc"
 (cd "$REPO" && tar --exclude=.git --exclude=.venv --exclude=dist --exclude=build --exclude='*.egg-info' \
    --exclude=installer/windows/build -cf - .) | (cd "$LAB/wheelsrc" && tar xf -)
-"$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$STAGE" "$LAB/wheelsrc" >"$LAB/wheel.log" 2>&1 \
+"$PY" -m pip wheel -q --no-deps -w "$STAGE" "$LAB/wheelsrc" >"$LAB/wheel.log" 2>&1 \
   || die "pip wheel (see $LAB/wheel.log)"
 [ -f "$STAGE/qwen_tray-$VERSION-py3-none-any.whl" ] || die "no qwen_tray-$VERSION-py3-none-any.whl in $STAGE"
 
@@ -157,24 +171,49 @@ for f in bin/uv.exe "wheels/qwen_tray-$VERSION-py3-none-any.whl" demo-model/open
   [ -f "$APPDIR/$f" ] || die "Setup did not install $f"
 done
 
-step "Setup again while the daemon's mutex is held (an upgrade over a running qwen-tray that would not stop)"
-"$W64" "$LAB/cmdlog.exe" mutex "Global\\qwen-tray-$SID" 8 >"$LAB/mutex.out" 2>&1 &
-HOLDER=$!
-sleep 2
-WINE_TIMEOUT=60 wine32 "$PSETUP" /VERYSILENT /SUPPRESSMSGBOXES /CURRENTUSER '/LOG=C:\qwen-probe-setup2.log' \
-  >/dev/null 2>&1 || true
-wait "$HOLDER" || true
-tr -d '\r' <"$WINEPREFIX/drive_c/qwen-probe-setup2.log" | grep -q "is currently running" \
-  || die "Setup did not see the running daemon's mutex"
-echo "    Setup refused to install over the running daemon (AppMutex)"
-tr -d '\r' <"$WINEPREFIX/drive_c/qwen-probe-setup2.log" | grep -E 'run: .*stop' | sed 's/^.*run: /    stopped first: /'
+# A stand-in daemon: holds the daemon's mutex until `qwen-tray.exe stop` (the probe) sets EVENT, or SECONDS pass.
+hold() {  # hold SECONDS EVENT LOGNAME
+  "$W64" "$LAB/cmdlog.exe" mutex "Global\\qwen-tray-$SID" "$1" "$2" >"$LAB/$3" 2>&1 &
+  HOLDER=$!
+  for _ in $(seq 60); do grep -q held "$LAB/$3" 2>/dev/null && return 0; sleep 0.5; done
+  die "the stand-in daemon did not take the mutex"
+}
+setup_log() { tr -d '\r' <"$WINEPREFIX/drive_c/$1"; }
 
-step "uninstall, silently"
+step "upgrade in place over a running daemon: Setup stops it first"
+hold 60 qwen-probe-stop holder-upgrade.out
+wine32 "$PSETUP" /VERYSILENT /SUPPRESSMSGBOXES /CURRENTUSER '/LOG=C:\qwen-probe-setup2.log' >/dev/null 2>&1 \
+  || die "the upgrade Setup failed"
+wait "$HOLDER" || true
+grep -q "released (stopped)" "$LAB/holder-upgrade.out" || die "Setup did not stop the running daemon"
+setup_log qwen-probe-setup2.log | grep -E "run: .* stop|daemon mutex" | sed 's/^.*\(run: \|daemon mutex\)/    \1/'
+setup_log qwen-probe-setup2.log | grep -q "Installation process succeeded" || die "the upgrade did not install"
+echo "    the daemon was stopped, then the upgrade installed"
+
+step "Setup while a daemon that does not stop holds the mutex (AppMutex refuses)"
+hold 90 never-set holder-stuck.out
+WINE_TIMEOUT=60 wine32 "$PSETUP" /VERYSILENT /SUPPRESSMSGBOXES /CURRENTUSER '/LOG=C:\qwen-probe-setup3.log' \
+  >/dev/null 2>&1 || true
+kill "$HOLDER" 2>/dev/null || true
+setup_log qwen-probe-setup3.log | grep -q "is currently running" || die "Setup did not see the running daemon's mutex"
+setup_log qwen-probe-setup3.log | grep -q "Installation process succeeded" && die "Setup installed over a running daemon"
+echo "    Setup refused: qwen-tray is currently running"
+
+step "uninstall, silently, while the daemon runs: it is stopped before anything is deleted"
 : >"$WINEPREFIX/drive_c/qwen-probe/calls.txt"
+hold 60 qwen-probe-stop holder-unins.out
 wine32 "$APPDIR/unins000.exe" /VERYSILENT /SUPPRESSMSGBOXES '/LOG=C:\qwen-probe-unins.log' >/dev/null 2>&1 || true
-for _ in $(seq 30); do [ -d "$APPDIR" ] || break; sleep 1; done
+for _ in $(seq 60); do [ -d "$APPDIR" ] || break; sleep 1; done
+wait "$HOLDER" || true
+grep -q "released (stopped)" "$LAB/holder-unins.out" || die "the uninstaller did not stop the daemon"
 echo "--- command lines the uninstaller ran:"
 tr -d '\r' <"$WINEPREFIX/drive_c/qwen-probe/calls.txt" | grep '^cmd' | sed 's/^/    /'
+setup_log qwen-probe-unins.log | grep -nE "run: .* stop|daemon mutex|Deleting file" | sed -n '1,3s/^/    /p'
+first_delete=$(setup_log qwen-probe-unins.log | grep -n -m1 "Deleting file" | cut -d: -f1)
+gone=$(setup_log qwen-probe-unins.log | grep -n -m1 "daemon mutex .*: gone" | cut -d: -f1)
+if [ -z "$gone" ] || [ -z "$first_delete" ] || [ "$gone" -ge "$first_delete" ]; then
+  die "the uninstaller deleted files before the daemon was gone"
+fi
 [ -d "$APPDIR" ] && die "the app folder is still there: $(ls "$APPDIR")"
-echo "    the app folder is gone"
+echo "    the daemon was gone before the first file was deleted; the app folder is gone"
 echo "check passed"

@@ -115,9 +115,9 @@ begin
   Result := Ord(Buf[I + 1]);
 end;
 
-{ The SID of this process's user as text (S-1-5-21-...), from the token: what daemon/instance.py puts in the
-  mutex name. TOKEN_USER is {PSID Sid; DWORD Attributes} followed by the SID itself (8 bytes in this 32-bit
-  process, 16 in a 64-bit one: the SID's revision byte, 1, tells which). }
+// The SID of this process's user as text (S-1-5-21-...), from the token: what daemon/instance.py puts in the
+// mutex name. TOKEN_USER is (PSID Sid; DWORD Attributes) followed by the SID itself (8 bytes in this 32-bit
+// process, 16 in a 64-bit one: the SID's revision byte, 1, tells which).
 function UserSid: String;
 var
   Token: THandle;
@@ -174,26 +174,56 @@ begin
     Log(Format('failed (exit code %d): "%s" %s', [Code, Exe, Params]));
 end;
 
-{ AppMutex: the daemon's mutex. Uninstall and an upgrade first ask a running daemon to stop: `qwen-tray stop`
-  returns once it has exited, so the mutex check that follows finds it gone and nothing is deleted under it. }
-function DaemonMutex(Param: String): String;
+{ Ask a running daemon to stop (once): `qwen-tray stop` returns once it has exited. }
+procedure StopDaemon;
 var
   Code: Integer;
 begin
+  if StopTried or not FileExists(InstalledExe('qwen-tray.exe')) then
+    exit;
+  StopTried := True;
+  Log(Format('run: "%s" stop', [InstalledExe('qwen-tray.exe')]));
+  Exec(InstalledExe('qwen-tray.exe'), 'stop', '', SW_HIDE, ewWaitUntilTerminated, Code);
+  Log(Format('qwen-tray stop: exit code %d', [Code]));
+end;
+
+{ AppMutex: the daemon's mutex. An upgrade first stops a running daemon, so the check that follows finds it gone. }
+function DaemonMutex(Param: String): String;
+begin
   Result := MutexPrefix + UserSid;
-  if (not StopTried) and FileExists(InstalledExe('qwen-tray.exe')) then
-  begin
-    StopTried := True;
-    Log(Format('run: "%s" stop', [InstalledExe('qwen-tray.exe')]));
-    Exec(InstalledExe('qwen-tray.exe'), 'stop', '', SW_HIDE, ewWaitUntilTerminated, Code);
-    Log(Format('qwen-tray stop: exit code %d', [Code]));
-  end;
+  StopDaemon;
   Log('daemon mutex: ' + Result);
+end;
+
+{ Uninstall: stop the daemon and wait for its mutex to go before anything is deleted (the uninstaller's own
+  AppMutex check uses the name stored at install time and runs no code). }
+function InitializeUninstall: Boolean;
+var
+  Name: String;
+  Tries: Integer;
+begin
+  Name := MutexPrefix + UserSid;
+  StopDaemon;
+  Tries := 0;
+  while CheckForMutexes(Name) and (Tries < 40) do
+  begin
+    Sleep(250);
+    Tries := Tries + 1;
+  end;
+  Result := not CheckForMutexes(Name);
+  if Result then
+    Log('daemon mutex ' + Name + ': gone')
+  else
+  begin
+    Log('daemon mutex ' + Name + ': still held');
+    SuppressibleMsgBox('qwen-tray is still running: quit it from its tray menu, then uninstall again.', mbError,
+      MB_OK, IDOK);
+  end;
 end;
 
 procedure SetUvEnvironment;
 begin
-  { Everything uv makes stays under {app}: the Python, its cache; no user uv.toml changes what it does. }
+  // Everything uv makes stays under the app folder: the Python, its cache; no user uv.toml changes what it does.
   SetEnvironmentVariable('UV_PYTHON_INSTALL_DIR', ExpandConstant('{app}\python'));
   SetEnvironmentVariable('UV_CACHE_DIR', ExpandConstant('{app}\uv-cache'));
   SetEnvironmentVariable('UV_MANAGED_PYTHON', '1');
@@ -259,7 +289,7 @@ begin
   end;
   if CurUninstallStep = usPostUninstall then
   begin
-    { platformdirs' per-user folder on Windows: models\, config.toml (Cache, Logs and run are gone already). }
+    // platformdirs' per-user folder on Windows: models\, config.toml (Cache, Logs and run are gone already).
     DataDir := ExpandConstant('{localappdata}\qwen-tray');
     if DirExists(DataDir) and not UninstallSilent then
     begin

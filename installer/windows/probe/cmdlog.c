@@ -1,7 +1,8 @@
 /* A stand-in for uv.exe (and, copied by its `venv` call, for the venv's python.exe / qwen-tray.exe) when the
    Setup runs under Wine: it appends its own path, its command line and the UV_* variables to
    C:\qwen-probe\calls.txt and exits 0, so build.sh --check can show which executables Setup calls and how.
-   `sid` prints the user's SID from the process token; `mutex NAME SECONDS` holds a named mutex; `acl FILE SDDL`
+   `sid` prints the user's SID from the process token; `mutex NAME SECONDS [EVENT]` holds a named mutex (a stand-in
+   daemon) until `qwen-tray.exe stop` (this probe) sets the event; `check NAME` says whether a mutex exists; `acl FILE SDDL`
    applies a DACL the way ipc/connection.py's Win32Acl does (SDDL -> GetSecurityDescriptorDacl ->
    SetNamedSecurityInfoW, protected) and prints the DACL read back. */
 #include <windows.h>
@@ -62,13 +63,26 @@ int wmain(int argc, wchar_t **argv) {
         return 0;
     }
     if (argc >= 4 && wcscmp(argv[1], L"mutex") == 0) {
+        /* A stand-in daemon: holds the mutex until `qwen-tray.exe stop` (this probe again) sets the event. */
         HANDLE m = CreateMutexW(NULL, FALSE, argv[2]);
+        HANDLE stop = CreateEventW(NULL, TRUE, FALSE, argc >= 5 ? argv[4] : L"qwen-probe-stop");
         wprintf(L"mutex %ls: %ls\n", argv[2], m ? L"held" : L"failed");
         fflush(stdout);
-        Sleep(1000 * _wtoi(argv[3]));
+        DWORD why = WaitForSingleObject(stop, 1000 * _wtoi(argv[3]));
+        wprintf(L"released (%ls)\n", why == WAIT_OBJECT_0 ? L"stopped" : L"timeout");
+        return m ? 0 : 1;
+    }
+    if (argc >= 3 && wcscmp(argv[1], L"check") == 0) {
+        HANDLE m = OpenMutexW(SYNCHRONIZE, FALSE, argv[2]);
+        wprintf(L"%ls: %ls\n", argv[2], m ? L"exists" : L"absent");
         return m ? 0 : 1;
     }
     log_call();
+    if (argc >= 2 && wcscmp(argv[argc - 1], L"stop") == 0) {  /* `qwen-tray stop`: end the stand-in, wait */
+        HANDLE stop = OpenEventW(EVENT_MODIFY_STATE, FALSE, L"qwen-probe-stop");
+        if (stop) { SetEvent(stop); Sleep(1500); }
+        return 0;
+    }
     for (int i = 1; i < argc; i++)
         if (wcscmp(argv[i], L"venv") == 0 && argc > i + 1) fake_venv(argv[argc - 1]);
     for (int i = 1; i < argc; i++)
