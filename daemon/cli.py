@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, privacy  # noqa: F401 - privacy first: OpenVINO telemetry off
 from .commands import UserError
 
 log = logging.getLogger("daemon.cli")
