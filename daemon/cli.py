@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qwen-tray {__version__}")
     parser.add_argument("--config", metavar="FILE", help="config file (default: the per-user config.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    parser.set_defaults(func=lambda _args: parser.print_help() or 0)  # `qwen-tray` alone: the help, not an error
     for name in COMMAND_MODULES:
         importlib.import_module(f".commands.{name}", __package__).register(sub)
     return parser

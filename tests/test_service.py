@@ -115,7 +115,8 @@ def test_cli_status_ask_stop_against_a_running_daemon(daemons, tmp_path: Path) -
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("hello")
     r = cli("ask", "--image", str(not_an_image), "what?")
-    assert r.returncode == 2 and "bad_image" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and str(not_an_image) in r.stderr and "Traceback" not in r.stderr
+    assert "blob" not in r.stderr  # the file, not the protocol's position
     r = cli("ask", "--max-new-tokens", "0", "what?")
     assert r.returncode == 2 and "--max-new-tokens" in r.stderr
 

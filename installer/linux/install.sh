@@ -207,7 +207,8 @@ if [ -z "$AUTOSTART" ]; then
   fi
 fi
 if [ "$AUTOSTART" = 1 ]; then
-  if [ "$HEADLESS" = 1 ]; then "$QT" autostart on --headless; else "$QT" autostart on; fi
+  # --force: the installer was asked for this mode, so it replaces one of the other kind
+  if [ "$HEADLESS" = 1 ]; then "$QT" autostart on --headless --force; else "$QT" autostart on --force; fi
 fi
 
 # ---- the model
@@ -230,7 +231,7 @@ if [ -z "$START" ]; then
   [ "$INTERACTIVE" = 1 ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && START=1
 fi
 if [ "$START" = 1 ]; then
-  say "starting qwen-tray (it logs to $("$QT" logs 2>/dev/null))"
+  say "starting qwen-tray (it logs to $("$QT" logs --path 2>/dev/null))"
   if [ "$HEADLESS" = 1 ]; then set -- run --headless; else set -- run; fi
   nohup setsid "$QT" "$@" >/dev/null 2>&1 </dev/null &
 fi
