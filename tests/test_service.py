@@ -125,7 +125,7 @@ def test_cli_status_ask_stop_against_a_running_daemon(daemons, tmp_path: Path) -
     assert d.proc.wait(20) == 0
     assert not conn.exists()
     r = cli("stop")
-    assert r.returncode == 0 and "not running" in r.stdout
+    assert r.returncode == 3 and "not running" in r.stderr  # as the README says: nothing to stop is exit 3
 
 
 def test_one_instance_kill9_restart_and_sigterm(daemons) -> None:
