@@ -189,6 +189,10 @@ def test_daily_commands_against_the_daemon(daemon: Daemon, tmp_path: Path) -> No
 
     r = cli("status")  # the daemon is unharmed by all of that
     assert r.returncode == 0 and "ready" in r.stdout, r.stderr
+    from daemon.paths import bundled_model_dir
+
+    assert f"  path:      {bundled_model_dir()}\n" in r.stdout  # which folder is served
+    assert json.loads(cli("status", "--json").stdout)["model_path"] == str(bundled_model_dir())
 
 
 def test_control_characters_from_the_model_are_shown_not_obeyed(capsys: pytest.CaptureFixture[str]) -> None:

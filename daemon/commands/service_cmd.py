@@ -159,6 +159,8 @@ def run_status(args: argparse.Namespace) -> int:
     if st.get("demo"):
         model += " (demo: the bundled tiny model, it only names the main colour; `qwen-tray model pull` gets Qwen3-VL)"
     print(f"  model:     {model}")
+    if st.get("model_path"):
+        print(f"  path:      {st['model_path']}")
     if placement and placement.get("name") == "remote":
         print(f"  placement: {placement.get('summary', '?')}")
     elif placement:
