@@ -40,7 +40,11 @@ def _traced(home: Path, trace: Path, *args: str) -> list[str]:
 
 
 def _outside_connections(trace: Path) -> list[str]:
-    """Syscall lines that reach anything but loopback (or the kernel's own netlink for interface lists)."""
+    """Syscall lines that reach anything but loopback (or the kernel's own netlink for interface lists).
+
+    A DNS query counts even to a loopback resolver (systemd-resolved listens on 127.0.0.53:53), and so does
+    systemd-resolved's local socket. nscd's socket does not: glibc asks it for user names too (getpwuid).
+    """
     bad = []
     for line in trace.read_text(errors="replace").splitlines():
         if not re.search(r"\b(connect|sendto|sendmsg)\(", line) or "sa_family=" not in line:
@@ -48,8 +52,11 @@ def _outside_connections(trace: Path) -> list[str]:
         family = re.search(r"sa_family=(\w+)", line).group(1)
         if family == "AF_NETLINK":
             continue
+        if "htons(53)" in line:
+            bad.append(line)
+            continue
         if family == "AF_UNIX":
-            if re.search(r"nscd|resolve", line):  # a host name lookup through a local resolver
+            if "systemd/resolve" in line:
                 bad.append(line)
             continue
         if family == "AF_INET" and re.search(r'inet_addr\("127\.', line):
@@ -170,3 +177,18 @@ def test_log_folder_and_files_are_the_users_alone_even_when_an_older_version_lef
     files = sorted(log_dir.iterdir())
     assert [f.name for f in files] == ["qwen-tray.log", "qwen-tray.log.1"]
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+
+
+@pytest.mark.parametrize("path", ["genai", "optimum"])
+def test_bench_workers_load_openvino_without_telemetry(tmp_path: Path, path: str) -> None:
+    """The benchmark's in-process paths import openvino_genai / optimum-intel themselves: privacy comes first."""
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    env = _env(home)
+    t = tmp_path / "worker.strace"
+    res = subprocess.run(["strace", "-f", "-qq", "-e", f"trace={TRACED}", "-e", "signal=none", "-o", str(t),
+                          sys.executable, str(REPO / "bench" / "worker.py"), path, "--model", str(TINY_OV)],
+                         input='{"op": "quit"}\n', env=env, capture_output=True, text=True, timeout=240)
+    assert '"event": "ready"' in res.stdout, res.stdout + res.stderr
+    assert not (home / "intel").exists()
+    assert _outside_connections(t) == []
