@@ -52,7 +52,8 @@ def pipe_safe(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
     def guarded(args: argparse.Namespace) -> int:
         try:
             rc = func(args)
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None under pythonw (no console)
+                sys.stdout.flush()
             return rc
         except BrokenPipeError:
             devnull = os.open(os.devnull, os.O_WRONLY)
