@@ -68,7 +68,7 @@ def _log_to_file() -> str:
     """
     import logging.handlers
 
-    from .logs import FORMAT
+    from .logs import FORMAT, PrivateRotatingFileHandler, private_dir
     from .paths import default_paths
 
     root = logging.getLogger()
@@ -77,9 +77,8 @@ def _log_to_file() -> str:
             return str(h.baseFilename)
     log_file = default_paths().log_file
     try:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5,
-                                                       encoding="utf-8")
+        private_dir(log_file.parent)  # the user's alone, as daemon.logs makes it
+        handler = PrivateRotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
     except OSError:
         return "(no log file could be opened)"
     handler.setFormatter(logging.Formatter(FORMAT))

@@ -456,8 +456,9 @@ def test_iss_autostart_is_an_unchecked_task_and_uses_the_same_registry_value() -
     assert "Flags: unchecked" in task
     assert f"RunKey = '{RUN_KEY}';" in text and f"ApprovedKey = '{APPROVED_KEY}';" in text
     assert f"RunValue = '{VALUE_NAME}';" in text
-    assert "if WizardIsTaskSelected('autostart') then\n    RunLogged(InstalledExe('qwen-tray.exe'), 'autostart on'" \
-        in text
+    # --force: the task was chosen, so it replaces a headless entry instead of failing
+    assert ("if WizardIsTaskSelected('autostart') then\n"
+            "    RunLogged(InstalledExe('qwen-tray.exe'), 'autostart on --force'") in text
 
 
 def test_shortcut_and_run_key_start_the_same_program(win_python: Path) -> None:

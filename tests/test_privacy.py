@@ -192,3 +192,17 @@ def test_bench_workers_load_openvino_without_telemetry(tmp_path: Path, path: str
     assert '"event": "ready"' in res.stdout, res.stdout + res.stderr
     assert not (home / "intel").exists()
     assert _outside_connections(t) == []
+
+
+def test_the_start_up_error_log_without_a_console_is_private_too(tmp_path: Path) -> None:
+    """cli.main's fallback log (pythonw: no stderr) creates the same 0700 folder and 0600 file as setup_logging."""
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text("[model\n", encoding="utf-8")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "c")}
+    code = ("import sys; sys.stderr = None; sys.stdout = None; from daemon.cli import main; "
+            f"sys.exit(main(['--config', {str(cfg)!r}, 'run', '--headless']))")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    log = tmp_path / "state" / "qwen-tray" / "log" / "qwen-tray.log"
+    assert str(cfg) in log.read_text(encoding="utf-8")
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700 and stat.S_IMODE(log.stat().st_mode) == 0o600

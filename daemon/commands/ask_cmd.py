@@ -120,12 +120,10 @@ def _ask_daemon(args: argparse.Namespace) -> int:
                     if not args.json:
                         _write(chunk)
             except BrokenPipeError:  # the reader went away (`| head`): stop the generation too
-                answer.cancel()
-                answer.wait()
+                answer.close()  # leaving the loop cancels it on the daemon (idempotent)
                 raise
             except KeyboardInterrupt:  # stop the generation, not just this process
-                answer.cancel()
-                answer.wait()
+                answer.close()
                 if not args.json:
                     print()
                 print("qwen-tray: cancelled", file=sys.stderr)
