@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -186,6 +187,18 @@ def test_daily_commands_against_the_daemon(daemon: Daemon, tmp_path: Path) -> No
     Image.new("RGB", (20000, 50)).save(strip)
     r = cli("ask", "--image", str(strip), "what?")
     assert r.returncode == 2 and "one side is 400 times the other" in r.stderr
+
+    # Ctrl+C mid-answer: one line on stderr, exit 130, and the daemon stops generating (it is idle again).
+    proc = subprocess.Popen([*qwen_tray_cmd(), "ask", "--max-new-tokens", "3000", "hello"], env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(1)  # the answer is streaming
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"qwen-tray: cancelled" in err and b"Traceback" not in err, err
+    deadline = time.monotonic() + 30
+    while json.loads(cli("status", "--json").stdout)["state"] != "ready":
+        assert time.monotonic() < deadline, "the daemon kept generating for a client that left"
+        time.sleep(0.2)
 
     r = cli("status")  # the daemon is unharmed by all of that
     assert r.returncode == 0 and "ready" in r.stdout, r.stderr
