@@ -69,8 +69,8 @@ def check_size(w: int, h: int, max_pixels: int, what: str) -> None:
         raise ImageRejected("bad_image", f"{what} has no pixels")
     if w * h > max_pixels:
         raise ImageRejected(
-            "too_large", f"{what} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of "
-                         f"{max_pixels / 1e6:.0f} megapixels (image.max_pixels): {SCALE_HINT}")
+            "too_large", f"{what} is {w}x{h} ({w * h / 1e6:.1f} megapixels), over the limit of "
+                         f"{max_pixels / 1e6:.1f} megapixels (image.max_pixels): {SCALE_HINT}")
     if max(w, h) >= MAX_ASPECT_RATIO * min(w, h):
         raise ImageRejected(
             "bad_image", f"{what} is {w}x{h}: one side is {max(w, h) // min(w, h)} times the other, and the model "

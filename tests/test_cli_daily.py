@@ -124,7 +124,7 @@ def test_logs_prints_the_last_lines(isolated_user_dirs: Path) -> None:
 
 
 @pytest.mark.parametrize(("size", "expected"), [
-    ((12000, 12000), "is 12000x12000 = 144 megapixels, over the limit of 67 megapixels (image.max_pixels): "
+    ((12000, 12000), "is 12000x12000 (144.0 megapixels), over the limit of 67.1 megapixels (image.max_pixels): "
                      "scale it down first"),
     ((30000, 30000), "has too many pixels to open safely: scale it down first"),
 ])
