@@ -47,10 +47,11 @@ def _refuse_silent_switch(current: AutostartStatus, headless: bool, force: bool)
     """One mode at a time: turning one on removes the other, so that must be asked for, not a side effect."""
     wanted = "headless" if headless else "tray"
     if current.enabled and current.mode and current.mode != wanted and not force:
+        label = {"tray": "the tray", "headless": "the headless service"}
         flags = " --headless" if headless else ""
         raise UserError(
-            f"autostart is already on for the {current.mode} ({current.where}); "
-            f"`qwen-tray autostart on{flags} --force` replaces it with the {wanted}", exit_code=1,
+            f"autostart is already on for {label.get(current.mode, current.mode)} ({current.where}); "
+            f"`qwen-tray autostart on{flags} --force` replaces it with {label[wanted]}", exit_code=1,
         )
 
 
