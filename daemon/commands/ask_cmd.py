@@ -17,8 +17,8 @@ from ..engine.base import GenerationOptions, Message
 from ..safetext import printable
 from . import UserError, context, pipe_safe
 
-DEMO_MARK = ("qwen-tray: [demo model] this answer is from the bundled tiny model (random weights, noise); "
-             "`qwen-tray model pull` gets Qwen3-VL")
+DEMO_MARK = ("qwen-tray: [demo model] this answer is from the bundled tiny demo model (it only names an image's "
+             "main colour); `qwen-tray model pull` gets Qwen3-VL")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
