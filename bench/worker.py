@@ -31,6 +31,8 @@ sys.path.insert(0, str(HERE))
 
 from workload import Clock, cpu_seconds, noise_image, peak_rss, png_bytes  # noqa: E402
 
+import daemon.privacy  # noqa: E402,F401 - OpenVINO telemetry off before openvino_genai/optimum load
+
 
 class GenaiPath:
     """VLMPipeline as its documentation shows it: a plain question, images=, a streamer, ChatHistory."""

@@ -2,6 +2,7 @@
 
 import sys
 
+from . import privacy  # noqa: F401 - OpenVINO telemetry off before anything imports openvino
 from .cli import main
 
 sys.exit(main())

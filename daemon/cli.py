@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, privacy  # noqa: F401 - privacy first: OpenVINO telemetry off
 from .commands import UserError
 
 log = logging.getLogger("daemon.cli")
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qwen-tray {__version__}")
     parser.add_argument("--config", metavar="FILE", help="config file (default: the per-user config.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    parser.set_defaults(func=lambda _args: parser.print_help() or 0)  # `qwen-tray` alone: the help, not an error
     for name in COMMAND_MODULES:
         importlib.import_module(f".commands.{name}", __package__).register(sub)
     return parser
@@ -68,7 +68,7 @@ def _log_to_file() -> str:
     """
     import logging.handlers
 
-    from .logs import FORMAT
+    from .logs import FORMAT, PrivateRotatingFileHandler, private_dir
     from .paths import default_paths
 
     root = logging.getLogger()
@@ -77,9 +77,8 @@ def _log_to_file() -> str:
             return str(h.baseFilename)
     log_file = default_paths().log_file
     try:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5,
-                                                       encoding="utf-8")
+        private_dir(log_file.parent)  # the user's alone, as daemon.logs makes it
+        handler = PrivateRotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
     except OSError:
         return "(no log file could be opened)"
     handler.setFormatter(logging.Formatter(FORMAT))

@@ -9,6 +9,7 @@ nothing and a request is rejected before it is accepted.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,11 @@ ENCODED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 RAW_MODES = {"RGB": 3, "BGRA": 4}
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 8192 * 8192
+# Qwen3-VL's image processor refuses an aspect ratio of 200:1 or more ("Absolute aspect ratio must be smaller
+# than 200"), deep inside the engine after the request was accepted; checked here first instead.
+MAX_ASPECT_RATIO = 200
+SCALE_HINT = ("scale it down first (the model sees about 1 megapixel of it anyway; a screenshot's size is fine), "
+              "or raise image.max_pixels in the config")
 
 
 class ImageRejected(ValueError):
@@ -36,25 +42,40 @@ def decode_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels:
     if not data:
         raise ImageRejected("bad_image", f"{what} is empty")
     try:
-        img = Image.open(io.BytesIO(data), formats=ENCODED_FORMATS)
+        with warnings.catch_warnings():  # our own max_pixels check below speaks for Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=ENCODED_FORMATS)
     except Image.DecompressionBombError:
-        raise ImageRejected("too_large", f"{what} has too many pixels") from None
+        raise ImageRejected("too_large", f"{what} has too many pixels to open safely: {SCALE_HINT}") from None
     except (OSError, ValueError, SyntaxError):
         raise ImageRejected(
             "bad_image", f"{what} is not a PNG, JPEG, WebP or BMP image (or raw pixels with a 'raw' description)"
         ) from None
-    w, h = img.size
-    if w < 1 or h < 1:
-        raise ImageRejected("bad_image", f"{what} has no pixels")
-    if w * h > max_pixels:
-        raise ImageRejected("too_large", f"{what} is {w}x{h} = {w * h} pixels; the limit is {max_pixels}")
+    check_size(img.size[0], img.size[1], max_pixels, what)
     try:
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
     except Image.DecompressionBombError:
-        raise ImageRejected("too_large", f"{what} has too many pixels") from None
+        raise ImageRejected("too_large", f"{what} has too many pixels to open safely: {SCALE_HINT}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageRejected("bad_image", f"{what} is damaged or truncated ({exc})") from None
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def check_size(w: int, h: int, max_pixels: int, what: str) -> None:
+    """Refuse, before decoding, what the engine cannot take: no pixels, too many, or too long and thin."""
+    if w < 1 or h < 1:
+        raise ImageRejected("bad_image", f"{what} has no pixels")
+    if w * h > max_pixels:
+        raise ImageRejected(
+            "too_large", f"{what} is {w}x{h} ({w * h / 1e6:.1f} megapixels), over the limit of "
+                         f"{max_pixels / 1e6:.1f} megapixels (image.max_pixels): {SCALE_HINT}")
+    if max(w, h) >= MAX_ASPECT_RATIO * min(w, h):
+        raise ImageRejected(
+            "bad_image", f"{what} is {w}x{h}: one side is {max(w, h) // min(w, h)} times the other, and the model "
+                         f"takes images up to {MAX_ASPECT_RATIO - 1}:1; crop it into shorter pieces or pad the "
+                         "short side")
 
 
 def raw_image(data: bytes, width: int, height: int, mode: str, *, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -64,8 +85,7 @@ def raw_image(data: bytes, width: int, height: int, mode: str, *, max_bytes: int
         raise ImageRejected("bad_image", f"{what}: raw mode must be RGB or BGRA, not {mode!r}")
     if width < 1 or height < 1:
         raise ImageRejected("bad_image", f"{what}: raw width and height must be at least 1")
-    if width * height > max_pixels:
-        raise ImageRejected("too_large", f"{what} is {width}x{height} pixels; the limit is {max_pixels}")
+    check_size(width, height, max_pixels, what)
     if len(data) > max_bytes:
         raise ImageRejected("too_large", f"{what} is {len(data)} bytes; the limit is {max_bytes} bytes")
     expected = width * height * RAW_MODES[mode]

@@ -2,16 +2,35 @@
 
 Why rotation: the daemon runs for weeks; a log that only grows is a bug.
 Privacy: nothing here logs content; callers log questions and answers only at DEBUG.
+Even so the folder is the user's alone (0700) and every log file is created 0600.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler whose files only the user can read (0600, also a file left by an older version)."""
+
+    def _open(self):  # type: ignore[no-untyped-def]  # the one hook logging.FileHandler offers for opening
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if os.name == "posix":
+            os.fchmod(fd, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115 - the handler owns it
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and parents) and make it the user's alone: 0700 even if it existed before."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "posix":
+        path.chmod(0o700)
 
 
 def setup_logging(log_file: Path | None, level: str = "INFO", stderr: bool = True) -> None:
@@ -23,8 +42,8 @@ def setup_logging(log_file: Path | None, level: str = "INFO", stderr: bool = Tru
         h.close()
     fmt = logging.Formatter(FORMAT)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
+        private_dir(log_file.parent)
+        fh = PrivateRotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
         fh.setFormatter(fmt)
         root.addHandler(fh)
     if stderr and sys.stderr is not None:  # pythonw has no stderr

@@ -80,6 +80,7 @@ class Scheduler:
         npu_max_prompt_len: int = 1024,
         demo: bool = False,
         model_name: str = "",
+        model_path: str = "",
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
@@ -91,6 +92,7 @@ class Scheduler:
         self._npu_max_prompt_len = npu_max_prompt_len
         self.demo = demo
         self.model_name = model_name
+        self.model_path = model_path  # shown by `qwen-tray status`: which folder is served
 
         self._cv = threading.Condition()
         self._queues: dict[str, deque[Job]] = {p: deque() for p in PRIORITY_ORDER}
@@ -147,6 +149,7 @@ class Scheduler:
             return {
                 "state": self._state,
                 "model": self.model_name,
+                "model_path": self.model_path,
                 "placement": dict(self._placement) if self._placement else None,
                 "queue_depth": self._waiting(),
                 "uptime_s": round(time.monotonic() - self._started_at, 1),

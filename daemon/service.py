@@ -117,6 +117,7 @@ class Service:
                 npu_max_prompt_len=cfg.npu.max_prompt_len,
                 demo=self.demo,
                 model_name=model_name,
+                model_path=str(self.model_dir) if self.model_dir is not None else "",
             )
             self.scheduler.start()
             from .openai_api.runner import HttpApi, WithHttpStatus

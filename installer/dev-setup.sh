@@ -33,11 +33,12 @@ fi
 if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   # Xvfb + xdotool drive the desktop tests; trayer hosts the tray icon; xclip reads the
   # clipboard; x11-utils has xwininfo/xprop; desktop-file-utils validates .desktop files;
-  # shellcheck lints the installer scripts; systemd's systemd-analyze verifies the user unit;
+  # the shellcheck package lints the installer scripts; systemd-analyze (systemd) verifies the user unit;
   # mingw-w64's compiler and Windows SDK headers check the Win32 ctypes table (tests/test_win32_table.py);
-  # curl is one of the real clients the HTTP API is tested with.
+  # curl is one of the real clients the HTTP API is tested with; strace lets the privacy test see every
+  # connection the daemon makes, native code included.
   pkgs=(xvfb xauth xdotool trayer x11-utils x11-xserver-utils xclip desktop-file-utils shellcheck systemd
-    gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev curl)
+    gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev curl strace)
   "$PY" -c 'import tkinter' 2>/dev/null || pkgs+=(python3-tk)
   "$PY" -c 'import ensurepip' 2>/dev/null || pkgs+=(python3-venv)
   missing=()
@@ -65,8 +66,20 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The commands to use from here on: ./qwen-tray (the launcher in the repo root) runs .venv's qwen-tray.
+next_steps() {
+  say "qwen-tray is set up in $PWD; from this folder:"
+  echo "    ./qwen-tray status                       # is it running, which model, on which device"
+  echo "    ./qwen-tray ask --image shot.png \"What does this error mean?\""
+  echo "    ./qwen-tray stop"
+  echo "    ./qwen-tray --help                       # every command"
+  echo "  To type plain \`qwen-tray\` anywhere:  export PATH=\"$PWD/.venv/bin:\$PATH\""
+  echo "  or install it for this user:  bash installer/linux/install.sh"
+}
+
 if [ "$mode" = run ]; then
-  say "starting qwen-tray (Ctrl+C or \`.venv/bin/qwen-tray stop\` to quit)"
+  next_steps
+  say "starting qwen-tray (Ctrl+C, or \`./qwen-tray stop\` in another terminal, to quit)"
   exec .venv/bin/qwen-tray run "$@"
 fi
 say "running the test suite"
@@ -75,4 +88,6 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 5 ] && { echo "no tests were collected" >&2; exit 1; }
+next_steps
+echo "  Start it:  ./qwen-tray run"
 exit "$rc"

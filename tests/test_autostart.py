@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -455,8 +456,9 @@ def test_iss_autostart_is_an_unchecked_task_and_uses_the_same_registry_value() -
     assert "Flags: unchecked" in task
     assert f"RunKey = '{RUN_KEY}';" in text and f"ApprovedKey = '{APPROVED_KEY}';" in text
     assert f"RunValue = '{VALUE_NAME}';" in text
-    assert "if WizardIsTaskSelected('autostart') then\n    RunLogged(InstalledExe('qwen-tray.exe'), 'autostart on'" \
-        in text
+    # --force: the task was chosen, so it replaces a headless entry instead of failing
+    assert ("if WizardIsTaskSelected('autostart') then\n"
+            "    RunLogged(InstalledExe('qwen-tray.exe'), 'autostart on --force'") in text
 
 
 def test_shortcut_and_run_key_start_the_same_program(win_python: Path) -> None:
@@ -498,7 +500,8 @@ def test_every_qwen_tray_command_in_the_installers_exists() -> None:
             found.add(m.group(1))
         for m in re.finditer(r'"\$QT" ([a-z][a-z -]*[a-z])', text):
             found.add(m.group(1))
-    assert {"run", "autostart on", "autostart off", "model pull", "stop"} <= found, found
+    for required in ("run", "autostart on", "autostart off", "model pull", "stop"):
+        assert any(cmd == required or cmd.startswith(required + " ") for cmd in found), (required, found)
     for cmd in found:
         parser.parse_args(cmd.split())  # SystemExit (a test error) if a command or option is unknown
 
@@ -517,3 +520,39 @@ def test_installed_layout_finds_the_demo_model(monkeypatch: pytest.MonkeyPatch, 
     assert paths.bundled_model_dir() == inst / "demo-model"
     monkeypatch.setenv("QWEN_TRAY_DEMO_MODEL", str(tmp_path / "elsewhere"))
     assert paths.bundled_model_dir() == tmp_path / "elsewhere"
+
+
+def test_cli_does_not_silently_swap_the_tray_autostart_for_the_headless_one(isolated_user_dirs: Path) -> None:
+    desktop = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "qwen-tray.desktop"
+    assert _cli("autostart", "on").returncode == 0 and desktop.is_file()
+    res = _cli("autostart", "on", "--headless")
+    assert res.returncode == 1 and "already on for the tray" in res.stderr and "--force" in res.stderr
+    assert desktop.is_file()  # still what starts at login
+    assert json.loads(_cli("autostart", "status", "--json").stdout)["mode"] == "tray"
+    res = _cli("autostart", "on", "--headless", "--force")
+    assert res.returncode == 0 and "autostart: on (headless)" in res.stdout, res.stderr
+    assert not desktop.exists()
+    assert _cli("autostart", "on").returncode == 1  # and back again only when asked
+    assert _cli("autostart", "on", "--headless").returncode == 0  # the same mode again is fine
+    assert _cli("autostart", "off").returncode == 0
+
+
+def test_linux_unit_gives_up_instead_of_restarting_forever(tmp_path: Path) -> None:
+    from daemon.autostart.linux import unit_text
+
+    sections: dict[str, dict[str, str]] = {}
+    current = ""
+    for line in unit_text(["/opt/qwen-tray/bin/qwen-tray", "run", "--headless"]).splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            sections.setdefault(current, {})[k] = v
+    unit, service = sections["Unit"], sections["Service"]
+    assert int(unit["StartLimitBurst"]) <= 5 and int(unit["StartLimitIntervalSec"]) >= 60  # [Unit], where it counts
+    assert service["Restart"] == "on-failure"
+    assert set(service["RestartPreventExitStatus"].split()) == {"1", "2"}  # config error / already running
+    f = tmp_path / "qwen-tray.service"
+    f.write_text(unit_text([sys.executable, "-m", "daemon", "run", "--headless"]))
+    res = subprocess.run(["systemd-analyze", "verify", str(f)], capture_output=True, text=True)
+    assert res.returncode == 0 and "Unknown key" not in res.stderr, res.stderr

@@ -21,9 +21,18 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "installer" / "linux" / "install.sh"
 UNINSTALL = REPO / "installer" / "linux" / "uninstall.sh"
-# Folders other programs may leave in a HOME; never ours. OpenVINO itself writes ~/intel on import (telemetry id).
-GENERIC_DIRS = {".config", ".cache", ".local", ".local/share", ".local/state", "intel"}
-FOREIGN_FILES = {"intel/openvino_ga_cid", "intel/stats"}
+# Shared XDG base folders the program may create in an empty HOME; never removed (other programs use them).
+GENERIC_DIRS = {".config", ".cache", ".local", ".local/share", ".local/state"}
+# The user's own files in the folders qwen-tray also writes to, made before the install: the uninstaller must leave
+# them exactly as they were. ~/intel is another OpenVINO program's (qwen-tray keeps OpenVINO's telemetry off and
+# never writes there).
+FOREIGN = {
+    ".config/autostart/other-app.desktop": "[Desktop Entry]\nType=Application\nName=Other\nExec=other\n",
+    ".local/bin/other-tool": "#!/bin/sh\necho other\n",
+    ".local/share/applications/other.desktop": "[Desktop Entry]\nType=Application\nName=Other\nExec=other\n",
+    ".cache/other-app/data": "cache of another program\n",
+    "intel/openvino_telemetry": "1",
+}
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -51,10 +60,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One install per module (it is the slow part): returns the temporary HOME."""
     home = tmp_path_factory.mktemp("installer") / "home"
     home.mkdir()
+    for rel, text in FOREIGN.items():
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / rel).write_text(text)
     res = _run(["bash", str(INSTALL), "--deps-from", sys.executable, "--autostart"], home)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "installed qwen-tray" in res.stdout
     assert "Traceback" not in res.stderr
+    # The next steps it prints are commands that work as printed (~/.local/bin is on this login PATH).
+    assert "\n    qwen-tray status " in res.stdout and "\n    qwen-tray run " in res.stdout
+    status = _run(["bash", "-c", "qwen-tray status"], home)
+    assert status.returncode == 3 and "not running" in status.stderr, status.stderr
     return home
 
 
@@ -110,7 +126,9 @@ def test_autostart_on_off_status_agree_with_the_files(installed: Path) -> None:
     assert st["enabled"] and st["mode"] == "headless" and st["where"] == str(unit)
     assert unit.is_file() and link.is_symlink() and not desktop.exists()
     assert f'"{home}/.local/share/qwen-tray/venv/bin/qwen-tray" "run" "--headless"' in unit.read_text()
-    assert _run([qt, "autostart", "on"], home).returncode == 0  # back to the tray: the unit goes
+    res = _run([qt, "autostart", "on"], home)  # switching kinds must be asked for...
+    assert res.returncode == 1 and "--force" in res.stderr and unit.is_file()
+    assert _run([qt, "autostart", "on", "--force"], home).returncode == 0  # ...then back to the tray: the unit goes
     st = status()
     assert st["enabled"] and st["mode"] == "tray" and not unit.exists() and not link.exists()
 
@@ -157,8 +175,10 @@ def test_uninstall_keeps_data_unless_purged_and_leaves_nothing_behind(installed:
     # 3. --purge deletes them without asking; nothing of qwen-tray is left anywhere in HOME.
     res = _run(["bash", str(UNINSTALL), "--purge"], home)
     assert res.returncode == 0, res.stderr
-    assert _files(home) <= FOREIGN_FILES, _files(home) - FOREIGN_FILES
-    assert _dirs(home) <= GENERIC_DIRS, _dirs(home) - GENERIC_DIRS
+    assert _files(home) == set(FOREIGN), _files(home) ^ set(FOREIGN)
+    assert all((home / rel).read_text() == text for rel, text in FOREIGN.items())  # untouched
+    foreign_dirs = {str(p) for rel in FOREIGN for p in Path(rel).parents if str(p) != "."}
+    assert _dirs(home) <= GENERIC_DIRS | foreign_dirs, _dirs(home) - GENERIC_DIRS - foreign_dirs
     assert not any("qwen" in p for p in _files(home) | _dirs(home))
 
 
@@ -189,6 +209,36 @@ def test_interactive_install_asks_about_login_then_reinstall_upgrades_in_place(t
     res = _run(["bash", str(home / ".local/share/qwen-tray/uninstall.sh"), "--purge"], home)
     assert res.returncode == 0, res.stderr
     assert not any("qwen" in p for p in _files(home) | _dirs(home))
+
+
+def test_install_without_bin_on_path_prints_commands_with_the_full_path(tmp_path: Path) -> None:
+    home = tmp_path / "no-path-home"
+    home.mkdir()
+    env = {**_env(home), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    res = subprocess.run(["bash", str(INSTALL), "--deps-from", sys.executable, "--no-autostart"], env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, cwd=home)
+    assert res.returncode == 0, res.stdout + res.stderr
+    full = f"{home}/.local/bin/qwen-tray"
+    assert f"\n    {full} status " in res.stdout and "is not on your PATH" in res.stderr
+    status = subprocess.run([full, "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 3, status.stderr
+    res = subprocess.run(["bash", str(home / ".local/share/qwen-tray/uninstall.sh"), "--purge"], env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, cwd=home)
+    assert res.returncode == 0 and not any("qwen" in p for p in _files(home) | _dirs(home)), res.stderr
+
+
+def test_repo_launcher_runs_the_checkouts_venv_even_through_a_symlink(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy2(REPO / "qwen-tray", checkout / "qwen-tray")
+    alone = subprocess.run([str(checkout / "qwen-tray"), "status"], capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 1 and "installer/dev-setup.sh" in alone.stderr  # not set up: says what to run
+    (checkout / ".venv" / "bin" / "qwen-tray").symlink_to(Path(sys.executable).parent / "qwen-tray")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "qwen-tray").symlink_to(checkout / "qwen-tray")
+    res = subprocess.run([str(tmp_path / "bin" / "qwen-tray"), "--version"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and res.stdout.startswith("qwen-tray "), res.stderr
 
 
 def test_install_refuses_deps_from_a_python_without_them(tmp_path: Path) -> None:

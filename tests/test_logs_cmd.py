@@ -40,12 +40,14 @@ class Sink(io.StringIO):
 
 
 def test_logs_prints_the_file_setup_logging_writes(isolated_user_dirs: Path) -> None:
-    res = subprocess.run([*qwen_tray_cmd(), "logs"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    res = subprocess.run([*qwen_tray_cmd(), "logs", "--path"], capture_output=True, text=True, env=subprocess_env(),
+                         timeout=60)
     assert res.returncode == 0
     printed = Path(res.stdout.strip())
     assert printed == default_paths().log_file
     assert str(isolated_user_dirs) in str(printed)  # the per-user dir, isolated here
-    assert "no log yet" in res.stderr
+    res = subprocess.run([*qwen_tray_cmd(), "logs"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert res.returncode == 0 and res.stdout == "" and f"no log yet at {printed}" in res.stderr
     setup_logging(printed, "INFO", stderr=False)
     try:
         logging.getLogger("test").info("hello from the daemon")

@@ -82,8 +82,9 @@ def test_resolve_prefers_configured_then_store_then_demo(tiny_model: Path, tmp_p
     shutil.copytree(tiny_model, paths.models_dir / store_name("Qwen/Qwen3-VL-4B-Instruct"))
     assert resolve_model("", paths) == (paths.models_dir / "Qwen3-VL-4B-Instruct-int4", False)
     assert resolve_model(str(tiny_model), paths) == (tiny_model, False)
-    with pytest.raises(ModelNotFound, match="no model folder"):
+    with pytest.raises(ModelNotFound, match="model.path in the config is .*no folder there") as info:
         resolve_model(str(tmp_path / "nope"), paths)
+    assert "--model" not in str(info.value)  # `run` has no --model: the advice is about the config key
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -115,7 +115,8 @@ def test_cli_status_ask_stop_against_a_running_daemon(daemons, tmp_path: Path) -
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("hello")
     r = cli("ask", "--image", str(not_an_image), "what?")
-    assert r.returncode == 2 and "bad_image" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and str(not_an_image) in r.stderr and "Traceback" not in r.stderr
+    assert "blob" not in r.stderr  # the file, not the protocol's position
     r = cli("ask", "--max-new-tokens", "0", "what?")
     assert r.returncode == 2 and "--max-new-tokens" in r.stderr
 
@@ -124,7 +125,7 @@ def test_cli_status_ask_stop_against_a_running_daemon(daemons, tmp_path: Path) -
     assert d.proc.wait(20) == 0
     assert not conn.exists()
     r = cli("stop")
-    assert r.returncode == 0 and "not running" in r.stdout
+    assert r.returncode == 3 and "not running" in r.stderr  # as the README says: nothing to stop is exit 3
 
 
 def test_one_instance_kill9_restart_and_sigterm(daemons) -> None:

@@ -99,12 +99,17 @@ def unit_text(args: Sequence[str]) -> str:
     return (
         "[Unit]\n"
         "Description=qwen-tray local screen assistant (headless service)\n"
+        # A crash loop ends after 3 starts in 5 minutes (`systemctl --user reset-failed` to try again)...
+        "StartLimitIntervalSec=300\n"
+        "StartLimitBurst=3\n"
         "\n"
         "[Service]\n"
         "Type=simple\n"
         f"ExecStart={unit_exec(args)}\n"
         "Restart=on-failure\n"
         "RestartSec=10\n"
+        # ...and what a restart cannot fix is not retried: 2 = config or model error, 1 = already running.
+        "RestartPreventExitStatus=1 2\n"
         "TimeoutStopSec=30\n"
         "\n"
         "[Install]\n"

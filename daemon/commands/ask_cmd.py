@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 from pathlib import Path
 
 from ..engine.base import GenerationOptions, Message
-from . import UserError, context
+from ..safetext import printable
+from . import UserError, context, pipe_safe
+
+DEMO_MARK = ("qwen-tray: [demo model] this answer is from the bundled tiny demo model (it only names an image's "
+             "main colour); `qwen-tray model pull` gets Qwen3-VL")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,14 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("question", help="the question")
     p.add_argument("--image", action="append", default=[], metavar="PATH", help="an image file (repeatable)")
     p.add_argument("--model", metavar="DIR", help="load this OpenVINO model in-process instead of asking the daemon")
-    p.add_argument("--backend", choices=("genai", "optimum"), help="engine backend (with --model)")
-    p.add_argument("--device", choices=("auto", "hybrid", "NPU", "GPU", "CPU"), help="device (with --model)")
+    p.add_argument("--backend", choices=("genai", "optimum"), help="engine backend (only with --model)")
+    p.add_argument("--device", choices=("auto", "hybrid", "NPU", "GPU", "CPU"), help="device (only with --model)")
     p.add_argument("--max-new-tokens", type=int, help="longest answer in tokens")
     p.add_argument("--temperature", type=float, help="0 = greedy (default)")
     p.add_argument("--top-p", type=float)
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop at this text (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
-    p.set_defaults(func=run)
+    p.set_defaults(func=pipe_safe(run))
 
 
 def _options(args: argparse.Namespace, defaults: GenerationOptions) -> GenerationOptions:
@@ -51,8 +56,40 @@ def run(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise UserError("the question is empty: say what you want to know")
     if args.model is None:
+        given = [f"--{name}" for name in ("device", "backend") if getattr(args, name)]
+        if given:
+            raise UserError(
+                f"{' and '.join(given)} only apply with --model (a model loaded in this process); the running "
+                "daemon uses model.device and model.backend from its config (`qwen-tray config`)"
+            )
         return _ask_daemon(args)
     return _ask_in_process(args)
+
+
+def _check_images(args: argparse.Namespace) -> list[bytes]:
+    """Each --image read and checked here first, so an error names the file and nothing is sent for a bad one."""
+    from ..images import load_image_file
+
+    _, cfg = context(args)
+    blobs = []
+    for p in args.image:
+        load_image_file(Path(p), max_bytes=cfg.image.max_bytes, max_pixels=cfg.image.max_pixels)
+        blobs.append(Path(p).read_bytes())  # sent as is: the daemon decodes and checks it again
+    return blobs
+
+
+def _name_images(message: str, files: list[str]) -> str:
+    """The daemon names images by protocol position ("messages[0].content[0] (blob 1)"): say the file instead."""
+    def file_for(m: re.Match) -> str:
+        i = int(m.group(1))
+        return files[i] if i < len(files) else m.group(0)
+
+    return re.sub(r"messages\[\d+\]\.content\[\d+\] \(blob (\d+)\)", file_for, message)
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(printable(text))
+    sys.stdout.flush()
 
 
 def _ask_daemon(args: argparse.Namespace) -> int:
@@ -63,12 +100,7 @@ def _ask_daemon(args: argparse.Namespace) -> int:
                                        ("top_p", args.top_p)) if v is not None}
     if args.stop:
         options["stop"] = list(args.stop)
-    images = []
-    for p in args.image:
-        try:
-            images.append(Path(p).read_bytes())  # sent as is: the daemon decodes and checks it
-        except OSError as exc:
-            raise UserError(f"cannot read the image {p}: {exc.strerror}") from None
+    images = _check_images(args)
     paths, _ = context(args)
     try:
         client = Client(paths.connection_file)
@@ -78,18 +110,20 @@ def _ask_daemon(args: argparse.Namespace) -> int:
         try:
             answer = client.ask(images, args.question, **options)
         except RequestRejected as exc:
-            raise UserError(f"the daemon refused the question ({exc.code}): {exc.message}") from None
+            raise UserError(f"the daemon refused the question ({exc.code}): "
+                            f"{_name_images(exc.message, args.image)}") from None
         except ClientError as exc:
             raise UserError(str(exc), exit_code=3) from None
         try:
             try:
                 for chunk in answer:
                     if not args.json:
-                        sys.stdout.write(chunk)
-                        sys.stdout.flush()
+                        _write(chunk)
+            except BrokenPipeError:  # the reader went away (`| head`): stop the generation too
+                answer.close()  # leaving the loop cancels it on the daemon (idempotent)
+                raise
             except KeyboardInterrupt:  # stop the generation, not just this process
-                answer.cancel()
-                answer.wait()
+                answer.close()
                 if not args.json:
                     print()
                 print("qwen-tray: cancelled", file=sys.stderr)
@@ -104,6 +138,8 @@ def _ask_daemon(args: argparse.Namespace) -> int:
         print(json.dumps(answer.result))
     else:
         print()
+        if answer.result.get("demo"):
+            print(DEMO_MARK, file=sys.stderr)
     return 0
 
 
@@ -111,6 +147,7 @@ def _ask_in_process(args: argparse.Namespace) -> int:
     from ..engine.image_budget import budget_for, fit_image
     from ..engine.loader import load_engine
     from ..images import load_image_file
+    from ..paths import bundled_model_dir
     from ..service import placement_settings
 
     paths, cfg = context(args)
@@ -130,12 +167,24 @@ def _ask_in_process(args: argparse.Namespace) -> int:
     )
     message = Message("user", args.question, [fit_image(i, per_image) for i in images])
 
-    def stream(chunk: str) -> None:
-        if not args.json:
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
+    cancel = threading.Event()
+    reader_gone = False
 
-    result = engine.generate([message], opts, stream, threading.Event())
+    def stream(chunk: str) -> None:
+        nonlocal reader_gone
+        if args.json or reader_gone:
+            return
+        try:
+            _write(chunk)
+        except BrokenPipeError:  # raised after generate returns; here it would land in the engine's thread
+            reader_gone = True
+            cancel.set()
+
+    result = engine.generate([message], opts, stream, cancel)
+    demo = _same_dir(Path(args.model), bundled_model_dir())
+    if reader_gone:
+        engine.close()
+        raise BrokenPipeError
     if args.json:
         f = result.figures
         print(json.dumps({
@@ -145,8 +194,18 @@ def _ask_in_process(args: argparse.Namespace) -> int:
             "timings": {"ttft_ms": f.ttft_ms, "total_ms": f.total_ms, "tokens_per_s": f.tokens_per_s},
             "backend": engine.backend,
             "placement": engine.placement.as_dict(),
+            "demo": demo,
         }))
     else:
         print()
+        if demo:
+            print(DEMO_MARK, file=sys.stderr)
     engine.close()
     return 0
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.expanduser().resolve() == b.resolve()
+    except OSError:
+        return False

@@ -6,13 +6,13 @@ import argparse
 import json
 
 from ..config import to_toml
-from . import context
+from . import context, pipe_safe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="print the effective config and the paths in use")
     p.add_argument("--json", action="store_true", help="one JSON object instead of TOML")
-    p.set_defaults(func=run)
+    p.set_defaults(func=pipe_safe(run))
 
 
 def run(args: argparse.Namespace) -> int:

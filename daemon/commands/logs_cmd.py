@@ -1,4 +1,4 @@
-"""`qwen-tray logs [-f] [-n N]`: where the log file is, and follow it like `tail -f`.
+"""`qwen-tray logs [-n N] [-f] [--path]`: the last lines of the log (like `journalctl -n`), or follow it.
 
 Following survives rotation (the daemon's RotatingFileHandler renames the file
 to `.1` at 1 MB): when the file's identity changes, the rest of the old file is
@@ -18,25 +18,30 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from . import context
+from . import context, pipe_safe
 
 POLL_SECONDS = 0.25
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("logs", help="print the log file's path; -f follows it")
+    p = sub.add_parser("logs", help="print the last lines of the log; -f follows it")
     p.add_argument("-f", "--follow", action="store_true", help="print the last lines, then new ones as they come")
-    p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="lines to show first with -f (default 10)")
-    p.set_defaults(func=run)
+    p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="how many last lines (default 10)")
+    p.add_argument("--path", action="store_true", help="print only the log file's path")
+    p.set_defaults(func=pipe_safe(run))
 
 
 def run(args: argparse.Namespace) -> int:
     paths, _ = context(args)
     log_file = paths.log_file
-    if not args.follow:
+    if args.path:
         print(log_file)
+        return 0
+    if not args.follow:
         if not log_file.exists():
-            print("(no log yet: it is written once qwen-tray runs)", file=sys.stderr)
+            print(f"no log yet at {log_file}: it is written once qwen-tray runs", file=sys.stderr)
+            return 0
+        _copy(log_file, tail_start(log_file, max(0, args.lines)), sys.stdout)
         return 0
     print(f"==> {log_file} <==", file=sys.stderr, flush=True)
     if not log_file.exists():

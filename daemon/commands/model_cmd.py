@@ -13,7 +13,7 @@ from ..engine.export import WEIGHT_FORMATS, ExportOptions, export_model
 from ..engine.ir_info import model_format
 from ..engine.store import ModelNotFound, check_model_dir, list_models, missing_files, resolve_model
 from ..paths import Paths, bundled_model_dir
-from . import UserError, context
+from . import UserError, context, pipe_safe
 
 # Kept in step with daemon.engine.pull.DEFAULT_PULL_ID (not imported: `qwen-tray --help` stays light).
 DEFAULT_PULL_ID = "OpenVINO/Qwen3-VL-4B-Instruct-fp16-ov"
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ls = msub.add_parser("list", help="models in the store: size, weight format, NPU-ready, which one `run` uses")
     ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=run_list)
+    ls.set_defaults(func=pipe_safe(run_list))
 
     rm = msub.add_parser("rm", help="remove a model (or an unfinished pull) from the store")
     rm.add_argument("name", help="the name `qwen-tray model list` shows")
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ver.add_argument("--device", default="CPU", choices=("auto", "hybrid", "NPU", "GPU", "CPU"),
                      help="device to load on (default CPU); fails when the model ends up elsewhere")
     ver.add_argument("--backend", choices=("genai", "optimum"), default="genai")
-    ver.set_defaults(func=run_verify)
+    ver.set_defaults(func=pipe_safe(run_verify))
 
 
 def _add_export_knobs(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from ..config import Config
 from ..paths import Paths
-from . import UserError, context
+from . import UserError, context, pipe_safe
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("status", help="is the service running, and on which device")
     s.add_argument("--json", action="store_true", help="print the status event as JSON")
-    s.set_defaults(func=run_status)
+    s.set_defaults(func=pipe_safe(run_status))
 
     t = sub.add_parser("stop", help="stop the running service")
     t.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for it to exit")
-    t.set_defaults(func=run_stop)
+    t.set_defaults(func=pipe_safe(run_stop))
 
 
 # ---------------------------------------------------------------- run
@@ -158,6 +159,8 @@ def run_status(args: argparse.Namespace) -> int:
     if st.get("demo"):
         model += " (demo: the bundled tiny model, it only names the main colour; `qwen-tray model pull` gets Qwen3-VL)"
     print(f"  model:     {model}")
+    if st.get("model_path"):
+        print(f"  path:      {st['model_path']}")
     if placement and placement.get("name") == "remote":
         print(f"  placement: {placement.get('summary', '?')}")
     elif placement:
@@ -183,8 +186,8 @@ def run_stop(args: argparse.Namespace) -> int:
     try:
         info = read_connection_file(paths.connection_file)
     except DaemonNotRunning:
-        print("qwen-tray is not running")
-        return 0
+        print("qwen-tray is not running", file=sys.stderr)
+        return EXIT_NOT_RUNNING  # as for status and ask: scripts can tell "nothing to stop" from "stopped"
     except ConnectionFileError as exc:
         raise UserError(str(exc), exit_code=EXIT_NOT_RUNNING) from None
     from ipc.client import Client

@@ -107,7 +107,13 @@ def resolve_model(configured: str, paths: Paths) -> tuple[Path, bool]:
     model, then the only complete model in the store, then the bundled tiny model.
     """
     if configured:
-        return check_model_dir(Path(configured)), False
+        path = Path(configured).expanduser()
+        if not path.is_dir():  # check_model_dir's advice (`--model`) is for `ask`; this is the config's key
+            raise ModelNotFound(
+                f"model.path in the config is {configured}, and there is no folder there: point it at an exported "
+                "model folder (`qwen-tray model list` shows the store), or set it to \"\" to use the store's model"
+            )
+        return check_model_dir(path), False
     default = paths.models_dir / store_name(DEFAULT_MODEL_ID)
     if default.is_dir() and not missing_files(default):
         return default, False

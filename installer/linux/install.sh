@@ -66,7 +66,10 @@ MANIFEST="$PREFIX/install-manifest.txt"
 
 # ---- Python 3.10+ with venv
 if [ -n "$DEPS_FROM" ]; then
-  "$DEPS_FROM" -c 'import openvino, openvino_genai, zmq, PIL, numpy, platformdirs' 2>/dev/null ||
+  # find_spec, not import: importing openvino here would run its telemetry (qwen-tray turns it off on its own import)
+  "$DEPS_FROM" -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("openvino", "openvino_genai", "zmq", "PIL", "numpy", "platformdirs")))' \
+    2>/dev/null ||
     die "--deps-from $DEPS_FROM: that Python cannot import openvino, openvino_genai, pyzmq, pillow, numpy and platformdirs"
   PY="${PY:-$DEPS_FROM}"  # same interpreter version, or its compiled packages would not load
 fi
@@ -168,9 +171,11 @@ else
   ln -sfn "$QT" "$BIN_DIR/qwen-tray"
   created+=("file $BIN_DIR/qwen-tray")
 fi
+QCMD="qwen-tray"  # how the user types it, printed with the next steps at the end
 case ":$PATH:" in
   *":$BIN_DIR:"*) ;;
-  *) warn "$BIN_DIR is not on your PATH: add  export PATH=\"\$HOME/.local/bin:\$PATH\"  to ~/.profile" ;;
+  *) QCMD="$BIN_DIR/qwen-tray"
+     warn "$BIN_DIR is not on your PATH: add  export PATH=\"\$HOME/.local/bin:\$PATH\"  to ~/.profile" ;;
 esac
 
 # ---- launcher and icon
@@ -207,7 +212,8 @@ if [ -z "$AUTOSTART" ]; then
   fi
 fi
 if [ "$AUTOSTART" = 1 ]; then
-  if [ "$HEADLESS" = 1 ]; then "$QT" autostart on --headless; else "$QT" autostart on; fi
+  # --force: the installer was asked for this mode, so it replaces one of the other kind
+  if [ "$HEADLESS" = 1 ]; then "$QT" autostart on --headless --force; else "$QT" autostart on --force; fi
 fi
 
 # ---- the model
@@ -222,7 +228,12 @@ echo "    command:   $BIN_DIR/qwen-tray"
 echo "    launcher:  $APPS_DIR/qwen-tray.desktop"
 echo "    at login:  $("$QT" autostart status | head -1)"
 echo "    uninstall: $PREFIX/uninstall.sh   (--purge also deletes models and settings)"
-[ "$PULL" = 1 ] || echo "    model:     run  qwen-tray model pull  for Qwen3-VL (until then a tiny demo model answers: it names the main colour of the image)"
+[ "$PULL" = 1 ] || echo "    model:     run  $QCMD model pull  for Qwen3-VL (until then a tiny demo model answers: it names the main colour of the image)"
+say "next"
+echo "    $QCMD run            # start it (tray + hotkeys; Ctrl+Alt+Q asks about the screen)"
+echo "    $QCMD status         # is it running, which model, on which device"
+echo "    $QCMD ask --image shot.png \"What does this error mean?\""
+echo "    $QCMD --help         # every command"
 
 # ---- start now
 if [ -z "$START" ]; then
@@ -230,7 +241,7 @@ if [ -z "$START" ]; then
   [ "$INTERACTIVE" = 1 ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && START=1
 fi
 if [ "$START" = 1 ]; then
-  say "starting qwen-tray (it logs to $("$QT" logs 2>/dev/null))"
+  say "starting qwen-tray (it logs to $("$QT" logs --path 2>/dev/null))"
   if [ "$HEADLESS" = 1 ]; then set -- run --headless; else set -- run; fi
   nohup setsid "$QT" "$@" >/dev/null 2>&1 </dev/null &
 fi

@@ -275,7 +275,7 @@ begin
         'until you run:' + #13#10 + InstalledExe('qwen-tray.exe') + ' model pull', mbInformation, MB_OK, IDOK);
   end;
   if WizardIsTaskSelected('autostart') then
-    RunLogged(InstalledExe('qwen-tray.exe'), 'autostart on', SW_HIDE);
+    RunLogged(InstalledExe('qwen-tray.exe'), 'autostart on --force', SW_HIDE);  // asked for: replaces a headless one
 end;
 
 procedure CurUninstallStepChanged(CurUninstallStep: TUninstallStep);
