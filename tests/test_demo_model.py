@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from apitools import free_port
 from conftest import qwen_tray_cmd, subprocess_env
 from PIL import Image, ImageDraw
 from servicetools import RawClient
@@ -147,7 +148,8 @@ def daemon(request: pytest.FixtureRequest, demo_model: Path, tmp_path: Path) -> 
     """`qwen-tray run --headless` with no model configured: it serves the demo model with the given backend."""
     paths = default_paths()
     paths.config_file.parent.mkdir(parents=True, exist_ok=True)
-    paths.config_file.write_text(f'[model]\nbackend = "{request.param}"\n')
+    # A free port for the HTTP API: the default one may be taken by another test's daemon.
+    paths.config_file.write_text(f'[model]\nbackend = "{request.param}"\n[http]\nport = {free_port()}\n')
     log = (tmp_path / "daemon.log").open("w")
     proc = subprocess.Popen([*qwen_tray_cmd(), "run", "--headless"], env=subprocess_env(),
                             stdout=subprocess.DEVNULL, stderr=log)
@@ -214,3 +216,26 @@ def test_a_follow_up_about_a_new_image_through_the_daemon(daemon: Path) -> None:
             blobs.append(buf.getvalue())
         done = client.generate(messages, blobs, max_new_tokens=80).wait()
     assert done["text"] == answer("purple")
+
+
+def test_the_http_api_with_a_green_data_url_says_green(daemon: Path) -> None:
+    """The OpenAI-compatible API, through the official `openai` client, sees the pixels of a data: URL."""
+    import base64
+    import io
+
+    import openai
+
+    with Client(daemon, timeout=30) as c:
+        url = c.status()["http"]["url"]
+    assert url, "the HTTP API must be on by default"
+    key = default_paths().api_key_file.read_text().strip()
+    buf = io.BytesIO()
+    solid("green").save(buf, "PNG")
+    data_url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    client = openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=120)
+    reply = client.chat.completions.create(
+        model="qwen-tray", max_tokens=64,
+        messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url}},
+                                               {"type": "text", "text": "What colour is this?"}]}])
+    assert reply.choices[0].message.content == answer("green")
+    assert reply.choices[0].finish_reason == "stop"
