@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -47,3 +51,29 @@ def test_1080p_on_npu_fits_max_prompt_len() -> None:
     per_image = budget_for(True, 0, 1280, 1024, text_tokens=30, n_images=1)
     w, h = budget_size(1920, 1080, per_image)
     assert image_tokens(w, h) + 30 + 32 <= 1024
+
+
+@pytest.mark.parametrize("size", [(1, 1), (32, 32), (34, 34), (47, 40)])
+def test_a_single_token_image_becomes_two_by_two(size: tuple[int, int]) -> None:
+    out = fit_image(Image.new("RGB", size, (200, 0, 0)), 4)
+    assert out.size == (64, 64) and image_tokens(*out.size) == 4
+    assert out.getpixel((10, 10)) == (200, 0, 0)
+
+
+def test_a_one_token_first_image_then_a_larger_one_does_not_kill_the_process(tiny_model: Path) -> None:
+    """Without fit_image's floor this conversation aborts the process inside VLMPipeline (heap corruption)."""
+    code = f"""
+import threading
+from PIL import Image
+from daemon.engine.base import GenerationOptions, Message
+from daemon.engine.image_budget import fit_image
+from daemon.engine.loader import load_engine
+e = load_engine({str(tiny_model)!r}, "genai", "CPU")
+imgs = [fit_image(Image.new("RGB", s, (200, 0, 0)), 1280) for s in ((34, 34), (342, 78))]
+msgs = [Message("user", "What?", [imgs[0]]), Message("assistant", "ok"), Message("user", "And?", [imgs[1]])]
+r = e.generate(msgs, GenerationOptions(max_new_tokens=4), lambda c: None, threading.Event())
+print("answered", r.figures.completion_tokens)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "answered" in out.stdout

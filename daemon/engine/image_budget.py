@@ -3,7 +3,8 @@
 Qwen3-VL spends one token per 32x32 pixels (patch 16, merge 2). VLMPipeline only
 reads size limits from preprocessor_config.json, so to keep a 4K screenshot
 within the NPU's prompt (MAX_PROMPT_LEN) we resize here: aspect kept, sides
-multiples of 32, never upscaled.
+multiples of 32, never upscaled, except that an image of a single vision token
+becomes 2x2 tokens (see `MIN_TOKEN_SIDE`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from PIL import Image
 
 PIXELS_PER_TOKEN_SIDE = 32
 PROMPT_OVERHEAD_TOKENS = 32  # chat template, role markers, vision start/end per image
+# openvino.genai 2026.4's VLMPipeline corrupts its heap (the process aborts: "corrupted size vs. prev_size")
+# when a conversation's first image is a single vision token (up to about 47x47 px) and a later image is
+# larger. A request must never kill the daemon, so such an image is enlarged to 2x2 tokens (64x64 px),
+# which the budget's floor of 4 tokens always allows. Checked by tests/test_image_budget.py in a child process.
+MIN_TOKEN_SIDE = 2
 
 
 def image_tokens(width: int, height: int) -> int:
@@ -48,6 +54,9 @@ def fit_image(image: Image.Image, max_tokens: int) -> Image.Image:
     """Return `image` (RGB) resized to fit `max_tokens`, or the same image if it fits."""
     if image.mode != "RGB":
         image = image.convert("RGB")
+    if image_tokens(image.width, image.height) == 1:
+        side = MIN_TOKEN_SIDE * PIXELS_PER_TOKEN_SIDE
+        return image.resize((side, side), Image.Resampling.BICUBIC)
     size = budget_size(image.width, image.height, max_tokens)
     if size == image.size:
         return image
