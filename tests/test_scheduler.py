@@ -257,7 +257,7 @@ def test_images_fit_the_token_budget_on_the_worker() -> None:
         assert j.sink.done.wait(10)
         (sizes,) = engine.image_sizes
         assert sizes[0][0] * sizes[0][1] <= 4 * 32 * 32 and sizes[0][0] % 32 == 0
-        assert sizes[1] == (32, 32)
+        assert sizes[1] == (64, 64)  # one token: raised to 2x2 (image_budget.MIN_TOKEN_SIDE), never more
         assert j.messages[0].images[0].size == (640, 480)  # the job's own images are untouched
     finally:
         s.stop()
