@@ -284,6 +284,10 @@ def section(result: dict[str, Any], png_name: str | None) -> str:
                  f"{result['load_before']}, after {result['load_after']} (a shared machine: other engineers' "
                  "work ran alongside).")
     lines.append("")
+    if s.get("stopped_early"):
+        lines.append(f"**This run stopped early**: {s['answers']} of the {s['answers_requested']} answers the script "
+                     "does by default fitted the time slot it had on the shared machine (`--until`).")
+        lines.append("")
     lines.append(f"{s['answers']} answers of {s['answers_requested']} requested in {s['wall_s']:.0f} s "
                  f"({s['by_kind']['complete']} complete, {s['by_kind']['cancel']} cancelled after their first "
                  f"chunk, {s['by_kind']['abandon']} abandoned mid-stream), plus {s['killed_clients']} client "
@@ -346,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="where endurance.json/.png and benchmarks.md are (default docs/; --smoke: a temp folder)")
     ap.add_argument("--smoke", action="store_true", help="60 answers into a temp folder (never touches docs/)")
+    ap.add_argument("--until", default="", metavar="HH:MM",
+                    help="UTC time after which no new phase starts (a shared machine's time slot); the report "
+                         "states how many answers ran")
     ap.add_argument("--render", action="store_true", help="only redraw the plot and section from endurance.json")
     args = ap.parse_args(argv)
     if args.render:
@@ -372,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         for start in range(0, args.answers, PHASE):
+            if args.until and time.strftime("%H:%M", time.gmtime()) >= args.until:
+                print(f"stopping at {start} answers: it is past {args.until} UTC", flush=True)
+                break
             todo = list(range(start, min(args.answers, start + PHASE)))[::-1]
             lock = threading.Lock()
             n_clients = rng.randint(4, 8)
@@ -393,8 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         daemon.stop()
         log.close()
     summary = summarise(run, args.answers, wall, ready_s)
+    summary["stopped_early"] = len(run.requests) < args.answers
     result = {
-        "command": "python bench/endurance.py" + ("" if args.answers == 10_000 else f" --answers {args.answers}"),
+        "command": "python bench/endurance.py" + ("" if args.answers == 10_000 else f" --answers {args.answers}")
+                   + (f" --until {args.until}" if args.until else ""),
         "started": started, "machine": machine_info(), "load_before": load_before, "load_after": load_avg(),
         "summary": summary,
         "series": {"samples": thin(run.samples), "pings": thin(run.pings, 2000)},
