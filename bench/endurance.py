@@ -11,7 +11,8 @@ connections come and go). Lengths are mixed (70 % 8-64 tokens, 25 % 64-300, 5 % 
 `min_new_tokens` = `max_new_tokens`, so every answer's length is known. Of the answers, about 4 % are cancelled
 after their first chunk (`answer.cancel()`, read to `done` "cancelled"), 4 % abandoned mid-stream (the loop is
 left: the client cancels and forgets it), and every phase one extra client process starts a long stream and is
-killed with SIGKILL after its first token. Meanwhile a separate client pings every 100 ms, and the daemon's
+killed with SIGKILL after its first token. Meanwhile a client in a process of its own pings every 100 ms
+(round trip measured there, so the bench's own threads cannot delay it), and the daemon's
 descriptors (/proc/PID/fd), threads (/proc/PID/task) and RSS are sampled every second.
 
 Checks per answer: a completed one has `done.text` equal to its chunks joined and exactly the requested tokens;
@@ -151,13 +152,36 @@ def client_worker(run: Run, todo: list[int], lock: threading.Lock, worker: int) 
             run.requests.append(rec)
 
 
+PINGER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from ipc.client import Client
+with Client(sys.argv[1], timeout=10.0) as client:
+    while sys.stdin.readline():
+        try:
+            print(round(client.ping() * 1000.0, 3), flush=True)
+        except Exception as exc:
+            print("error", exc, flush=True)
+"""
+
+
 def pinger(run: Run) -> None:
-    with Client(run.daemon.connection, timeout=10.0) as client:
+    """Pings from a process of its own, so the bench's client threads (one GIL) cannot delay the measurement."""
+    child = subprocess.Popen([sys.executable, "-c", PINGER, str(run.daemon.connection), str(ROOT)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    try:
         while not run.stop.wait(0.1):
-            try:
-                run.pings.append((run.now(), round(client.ping() * 1000.0, 3)))
-            except ClientError as exc:
-                run.problems.append(f"ping failed: {exc}")
+            child.stdin.write("\n")
+            child.stdin.flush()
+            line = child.stdout.readline().strip()
+            if line.startswith("error") or not line:
+                run.problems.append(f"ping failed: {line}")
+            else:
+                run.pings.append((run.now(), float(line)))
+    finally:
+        child.kill()
+        child.wait()
 
 
 def sampler(run: Run) -> None:
