@@ -142,9 +142,14 @@ class Answer:
         return self.result
 
     def cancel(self) -> None:
-        """Ask the daemon to stop this answer; keep iterating to get its `done` ("cancelled")."""
-        if self.result is None:
-            self._client.cancel(self.id)
+        """Ask the daemon to stop this answer; keep iterating to get its `done` ("cancelled", or how it ended if
+        it ended first: then the daemon no longer knows the id, and that is not an error)."""
+        if self.result is None and not self._ended:
+            try:
+                self._client.cancel(self.id)
+            except RequestRejected as exc:
+                if exc.code != "not_found":
+                    raise
 
 
 class Client:

@@ -270,3 +270,15 @@ def test_a_failure_repeating_per_token_is_logged_once_per_request_with_a_count(
     assert "Too many open files" in first.getMessage() and first.exc_info is not None
     assert "failed" in total.getMessage() and "times in all" in total.getMessage()
     assert int(total.getMessage().split(" failed ")[1].split()[0]) > 10
+
+
+def test_cancelling_an_answer_that_has_just_ended_is_not_an_error(daemon) -> None:
+    """The answer ended on the daemon before the cancel got there (found by bench/endurance.py): the daemon
+    says not_found, which only means "too late"; the answer is read to its end as it ended."""
+    svc, _, engine = daemon()
+    with Client(svc.connection_file, timeout=10) as client:
+        answer = client.ask(None, "short", max_new_tokens=3)
+        assert wait_for(lambda: len(engine.results) == 1, timeout=10)  # ended on the daemon, not yet read here
+        answer.cancel()
+        assert answer.wait()["finish_reason"] == "length"
+        assert client._inbox == {}
