@@ -1,12 +1,16 @@
 """The one queue in front of the engine: priorities, a bound, cancellation, one worker thread.
 
-Why one worker: the engine answers one request at a time (NPU: no batching), and
-a single owner thread means no locks around the model. Everything else — the IPC
-server, the popup, the tray — talks to the engine only through `submit`.
+Why one worker: a single owner thread means no locks around the model. Everything
+else — the IPC server, the popup, the tray — talks to the engine only through `submit`.
+With a serial engine (NPU; the optimum backend) the worker runs one job at a time.
+With a batching engine (genai on CPU/GPU, `engine.batching`) it runs up to
+`max_batch` jobs together, step by step: jobs join and leave at token boundaries,
+and an interactive job joins at the next step even when the batch is full, so a
+popup question never waits for background answers.
 
 Guarantees:
 - `interactive` jobs run before `background` ones; first come, first served within a priority.
-- At most `queue_size` jobs wait (the running one is not counted); past that `submit` raises `Busy`.
+- At most `queue_size` jobs wait (running ones are not counted); past that `submit` raises `Busy`.
 - Every accepted job ends with exactly one terminal call on its sink: `on_done` (stop, length,
   cancelled) or `on_error` (engine_error, timeout, shutting_down).
 - An engine exception fails that job only; the worker goes on.
@@ -58,6 +62,25 @@ class _RunFlag(threading.Event):
     isSet = is_set  # noqa: N815 - threading.Event's old alias
 
 
+class _Live:
+    """A job inside a batching engine: its request, run flag and the text delivered so far."""
+
+    def __init__(self, job: Job, flag: _RunFlag, queue_ms: float, name: str) -> None:
+        self.job = job
+        self.flag = flag
+        self.queue_ms = queue_ms
+        self.name = name
+        self.partial: list[str] = []
+        self.request: Any = None
+
+    def on_chunk(self, text: str) -> None:
+        self.partial.append(text)
+        _call("on_chunk", self.job, self.job.sink.on_chunk, text)
+
+    def text(self) -> str:
+        return "".join(self.partial)
+
+
 def _call(what: str, job: Job, fn: Callable[..., Any], *args: Any) -> None:
     """Call a sink method; a broken sink is logged and never kills the worker."""
     try:
@@ -98,6 +121,7 @@ class Scheduler:
         self._queues: dict[str, deque[Job]] = {p: deque() for p in PRIORITY_ORDER}
         self._enqueued_at: dict[int, float] = {}
         self._running: Job | None = None
+        self._n_running = 0  # jobs in the engine (several when batching)
         self._engine: Engine | None = None
         self._placement: dict[str, Any] | None = None
         self._state = "loading"
@@ -179,7 +203,7 @@ class Scheduler:
                 q.clear()
             self._cv.notify_all()
         if first:
-            log.info("stopping the scheduler (%d queued, %s running)", len(queued), "1" if self._running else "none")
+            log.info("stopping the scheduler (%d queued, %d running)", len(queued), self._n_running)
         for job in queued:
             self._enqueued_at.pop(job.seq, None)
             _call("on_error", job, job.sink.on_error, "shutting_down", "the daemon is stopping", "")
@@ -296,7 +320,7 @@ class Scheduler:
             self._set_state("ready" if self._engine is not None or not self._error else "error")
 
     def _run(self, job: Job) -> None:
-        queue_ms = round((time.monotonic() - self._enqueued_at.pop(job.seq, time.monotonic())) * 1000.0, 2)
+        queue_ms = self._queue_ms(job)
         name = job.label or str(job.seq)
         try:
             if job.cancel.is_set():
@@ -309,9 +333,97 @@ class Scheduler:
                       f"the model could not be loaded: {self._error}", "")
                 return
             self._set_state("busy")
-            self._generate(job, queue_ms, name)
+            if getattr(self._engine, "batching", False):
+                self._run_batch(job, queue_ms)
+            else:
+                self._n_running = 1
+                self._generate(job, queue_ms, name)
         finally:
+            self._n_running = 0
             self._finish_running()
+
+    def _queue_ms(self, job: Job) -> float:
+        return round((time.monotonic() - self._enqueued_at.pop(job.seq, time.monotonic())) * 1000.0, 2)
+
+    # ------------------------------------------------------------ batching engines
+
+    def _take_for_batch(self, running: int, max_batch: int) -> list[Job]:
+        """Queued jobs that join the batch now: every interactive one, background ones up to `max_batch`."""
+        with self._cv:
+            if self._stopping.is_set() or self._reload_pending:
+                return []
+            taken = list(self._queues["interactive"])
+            self._queues["interactive"].clear()
+            background = self._queues["background"]
+            while background and running + len(taken) < max_batch:
+                taken.append(background.popleft())
+            return taken
+
+    def _run_batch(self, first: Job, first_queue_ms: float) -> None:
+        """Run `first` and every job that joins while it runs, one engine step at a time, until none is left."""
+        engine: Any = self._engine
+        live: list[_Live] = []
+        self._admit(engine, first, first_queue_ms, live)
+        try:
+            while live:
+                try:
+                    engine.step()
+                except Exception as exc:  # noqa: BLE001 - a failed step fails the jobs in it; the worker lives on
+                    message = str(exc).strip() or type(exc).__name__
+                    log.error("engine step failed with %d requests running: %s", len(live), message)
+                    for item in live:
+                        item.request.cancel()
+                        _call("on_error", item.job, item.job.sink.on_error, "engine_error", message, item.text())
+                    live.clear()
+                    break
+                for item in list(live):
+                    if self._poll(item):
+                        live.remove(item)
+                for job in self._take_for_batch(len(live), engine.max_batch):
+                    self._admit(engine, job, self._queue_ms(job), live)
+                self._n_running = len(live)
+        finally:
+            try:
+                while engine.busy():  # cancelled requests leave genai at the next step
+                    engine.step()
+            except Exception:  # noqa: BLE001
+                log.exception("freeing cancelled requests failed")
+
+    def _admit(self, engine: Any, job: Job, queue_ms: float, live: list[_Live]) -> None:
+        name = job.label or str(job.seq)
+        if job.cancel.is_set():
+            log.info("%s: cancelled before it started", name)
+            _call("on_done", job, job.sink.on_done, GenerationResult("", "cancelled", _NO_FIGURES), queue_ms, self.demo)
+            return
+        item = _Live(job, _RunFlag(job.cancel, self._stopping, time.monotonic() + self._timeout_s), queue_ms, name)
+        _call("on_start", job, job.sink.on_start)
+        if self._stopping.is_set():
+            self._conclude(job, item.flag, GenerationResult("", "cancelled", _NO_FIGURES), queue_ms, name)
+            return
+        try:
+            item.request = engine.start(self._fit_images(engine, job.messages), job.options, item.on_chunk, item.flag)
+        except Exception as exc:  # noqa: BLE001 - this request failed (a bad image, a full cache); the rest go on
+            message = str(exc).strip() or type(exc).__name__
+            log.error("%s: engine error at start: %s", name, message)
+            _call("on_error", job, job.sink.on_error, "engine_error", message, "")
+            return
+        live.append(item)
+        self._n_running = len(live)
+
+    def _poll(self, item: _Live) -> bool:
+        """Deliver what the last step produced for one job; True (and its terminal event) once it ended."""
+        try:
+            if not item.request.poll():
+                return False
+            result = item.request.result()
+        except Exception as exc:  # noqa: BLE001
+            message = str(exc).strip() or type(exc).__name__
+            log.error("%s: engine error after %d chunks: %s", item.name, len(item.partial), message)
+            item.request.cancel()
+            _call("on_error", item.job, item.job.sink.on_error, "engine_error", message, item.text())
+            return True
+        self._conclude(item.job, item.flag, result, item.queue_ms, item.name)
+        return True
 
     def _generate(self, job: Job, queue_ms: float, name: str) -> None:
         engine = self._engine
@@ -334,6 +446,10 @@ class Scheduler:
             log.error("%s: engine error after %d chunks: %s", name, len(partial), message)
             _call("on_error", job, job.sink.on_error, "engine_error", message, "".join(partial))
             return
+        self._conclude(job, flag, result, queue_ms, name)
+
+    def _conclude(self, job: Job, flag: _RunFlag, result: GenerationResult, queue_ms: float, name: str) -> None:
+        """The one terminal event of a job the engine ran: why it ended decides done or error."""
         if result.finish_reason == "cancelled" and not job.cancel.is_set():
             if self._stopping.is_set():
                 log.info("%s: ended by shutdown after %d tokens", name, result.figures.completion_tokens)

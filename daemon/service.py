@@ -48,6 +48,9 @@ def placement_settings(paths: Paths, cfg: Config) -> PlacementSettings:
         cpu_inference_precision=cfg.cpu.inference_precision,
         cpu_kv_cache_precision=cfg.cpu.kv_cache_precision,
         cpu_dynamic_quantization_group_size=cfg.cpu.dynamic_quantization_group_size,
+        batching=cfg.engine.batching,
+        max_batch=cfg.engine.max_batch,
+        kv_cache_gb=cfg.engine.kv_cache_gb,
     )
 
 

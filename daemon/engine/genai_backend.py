@@ -22,9 +22,27 @@ from .placement import Attempt, Placement
 from .prompt import genai_messages
 
 
-def _to_tensor(image: Any) -> ov.Tensor:
+def to_tensor(image: Any) -> ov.Tensor:
+    """A PIL image as the [1, H, W, 3] uint8 tensor genai takes."""
     arr = np.asarray(image.convert("RGB") if image.mode != "RGB" else image, dtype=np.uint8)
     return ov.Tensor(np.ascontiguousarray(arr[None]))
+
+
+def generation_config(cfg: ov_genai.GenerationConfig, options: GenerationOptions) -> ov_genai.GenerationConfig:
+    """`cfg` (the model's defaults) set to `options`; the prompt is already rendered, with image tags."""
+    cfg.max_new_tokens = options.max_new_tokens
+    cfg.min_new_tokens = options.min_new_tokens
+    cfg.apply_chat_template = False  # we render the template ourselves, with image tags
+    if options.temperature > 0:
+        cfg.do_sample = True
+        cfg.temperature = options.temperature
+        cfg.top_p = options.top_p
+    else:
+        cfg.do_sample = False
+    if options.stop:
+        cfg.stop_strings = set(options.stop)
+        cfg.include_stop_str_in_output = False
+    return cfg
 
 
 class GenaiEngine:
@@ -40,22 +58,6 @@ class GenaiEngine:
 
     def count_text_tokens(self, text: str) -> int:
         return int(self._tokenizer.encode(text).input_ids.get_shape()[1])
-
-    def _config(self, options: GenerationOptions) -> ov_genai.GenerationConfig:
-        cfg = self._pipe.get_generation_config()
-        cfg.max_new_tokens = options.max_new_tokens
-        cfg.min_new_tokens = options.min_new_tokens
-        cfg.apply_chat_template = False  # we render the template ourselves, with image tags
-        if options.temperature > 0:
-            cfg.do_sample = True
-            cfg.temperature = options.temperature
-            cfg.top_p = options.top_p
-        else:
-            cfg.do_sample = False
-        if options.stop:
-            cfg.stop_strings = set(options.stop)
-            cfg.include_stop_str_in_output = False
-        return cfg
 
     def generate(
         self,
@@ -83,8 +85,8 @@ class GenaiEngine:
         try:
             result = self._pipe.generate(
                 prompt,
-                images=[_to_tensor(i) for i in images],
-                generation_config=self._config(options),
+                images=[to_tensor(i) for i in images],
+                generation_config=generation_config(self._pipe.get_generation_config(), options),
                 streamer=streamer,
             )
         except RuntimeError as exc:

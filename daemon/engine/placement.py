@@ -31,6 +31,10 @@ class PlacementSettings:
     cpu_inference_precision: str = ""  # "" = the plugin's per-processor default (bf16 where the CPU has it)
     cpu_kv_cache_precision: str = ""  # "" = the plugin's default (u8 on x86)
     cpu_dynamic_quantization_group_size: int = -1  # -1 = the plugin's default; 0 = off
+    batching: bool = True  # genai on CPU/GPU: ContinuousBatchingPipeline driven step by step
+    max_batch: int = 4
+    kv_cache_gb: int = 1
+    extra_properties: dict[str, Any] = field(default_factory=dict)  # e.g. precision pins in exact-output tests
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class Placement:
 
 
 def _base(settings: PlacementSettings) -> dict[str, Any]:
-    return {"CACHE_DIR": settings.cache_dir} if settings.cache_dir else {}
+    base = {"CACHE_DIR": settings.cache_dir} if settings.cache_dir else {}
+    return {**base, **settings.extra_properties}
 
 
 def _npu_props(settings: PlacementSettings) -> dict[str, Any]:

@@ -1,0 +1,201 @@
+"""openvino_genai.ContinuousBatchingPipeline on CPU/GPU: several requests share every step.
+
+Why: with one loaded model, the popup and several apps must not wait for each
+other's whole answers. Requests join and leave at token boundaries; a newcomer's
+prefill is split into chunks that share steps with the others' decode tokens
+(genai's dynamic split-fuse), so a popup question starts at once. The KV cache is
+one pool of `kv_cache_gb` with prefix caching: a follow-up reuses the KV blocks of
+the conversation it continues (least recently used blocks are overwritten when the
+pool is full; the pool goes with the engine on idle unload).
+
+The scheduler drives it from its one worker thread: `start()` per request (renders
+the prompt and encodes its images), `step()` for one token boundary of all running
+requests, then `poll()` on each to deliver its text. `generate()` runs one request
+alone the same way (CLI, benchmarks). The NPU has no continuous batching: there
+the plain VLMPipeline engine runs one request at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+
+import openvino_genai as ov_genai
+
+from .base import EngineError, Figures, GenerationOptions, GenerationResult, Message, OnChunk
+from .genai_backend import generation_config, to_tensor
+from .placement import Attempt, Placement
+from .prompt import genai_messages
+
+_RUNNING = ov_genai.GenerationStatus.RUNNING
+_CANCEL = ov_genai.GenerationStatus.CANCEL
+
+
+def _short(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+class BatchRequest:
+    """One running request: its genai handle, its detokenizer and what it has delivered."""
+
+    def __init__(self, handle: ov_genai.GenerationHandle, tokenizer: ov_genai.Tokenizer, options: GenerationOptions,
+                 on_chunk: OnChunk, cancel: threading.Event, started: float) -> None:
+        self._handle = handle
+        self._options = options
+        self._on_chunk = on_chunk
+        self._cancel = cancel
+        self._started = started
+        self._first_at = 0.0
+        self._ended_at = 0.0
+        self._n_out = 0
+        self._text: list[str] = []
+        self._cancelled = False
+        self._done = False
+        self._streamer = ov_genai.TextStreamer(tokenizer, self._on_text)
+
+    def _on_text(self, text: str) -> ov_genai.StreamingStatus:
+        if text and not self._cancel.is_set():
+            if not self._first_at:
+                self._first_at = time.perf_counter()
+            self._text.append(text)
+            self._on_chunk(text)
+        return ov_genai.StreamingStatus.RUNNING
+
+    def poll(self) -> bool:
+        """Deliver the text of the tokens the last step produced; True once the request has ended.
+
+        Once `cancel` is set nothing more is delivered and the request is cancelled in genai
+        (its KV blocks are freed at the next step).
+        """
+        if self._done:
+            return True
+        if self._cancel.is_set():
+            self._handle.cancel()
+            return self._end(cancelled=True)
+        while self._handle.can_read():
+            for out in self._handle.read().values():
+                ids = list(out.generated_ids)
+                if ids:
+                    self._n_out += len(ids)
+                    self._streamer.write(ids)
+            if self._cancel.is_set():
+                self._handle.cancel()
+                return self._end(cancelled=True)
+        status = self._handle.get_status()
+        if status == _RUNNING:
+            return False
+        if status == _CANCEL:
+            return self._end(cancelled=True)
+        self._streamer.end()  # the detokenizer holds back incomplete UTF-8 until the end
+        return self._end(cancelled=self._cancel.is_set())
+
+    def cancel(self) -> None:
+        """End it now (engine failure, shutdown): nothing more is delivered."""
+        if not self._done:
+            self._handle.cancel()
+            self._end(cancelled=True)
+
+    def _end(self, cancelled: bool) -> bool:
+        self._cancelled = cancelled
+        self._done = True
+        self._ended_at = time.perf_counter()
+        return True
+
+    def result(self) -> GenerationResult:
+        """The request's text and figures (after `poll` returned True)."""
+        try:
+            prompt_tokens = int(self._handle.get_perf_metrics().get_num_input_tokens())
+        except RuntimeError:
+            prompt_tokens = 0
+        total_ms = (self._ended_at - self._started) * 1000.0
+        ttft_ms = (self._first_at - self._started) * 1000.0 if self._first_at else 0.0
+        decode_ms = (self._ended_at - self._first_at) * 1000.0 if self._first_at else 0.0
+        n = self._n_out
+        tps = (n - 1) * 1000.0 / decode_ms if n > 1 and decode_ms > 0 else 0.0
+        if self._cancelled:
+            reason = "cancelled"
+        elif n >= self._options.max_new_tokens:
+            reason = "length"
+        else:
+            reason = "stop"
+        figures = Figures(prompt_tokens, n, round(ttft_ms, 2), round(total_ms, 2), round(tps, 2))
+        return GenerationResult("".join(self._text), reason, figures)
+
+    def vision_encodings(self) -> int:
+        """How many images genai's vision encoder ran on for this request (a test seam)."""
+        durations = self._handle.get_vlm_perf_metrics().vlm_raw_metrics.vision_encoding_durations
+        return sum(1 for d in durations if d > 0)
+
+
+class BatchingEngine:
+    """ContinuousBatchingPipeline with prefix caching on the CPU or GPU an `Attempt` names."""
+
+    backend = "genai"
+    batching = True
+
+    def __init__(self, model_dir: str, attempt: Attempt, placement: Placement, *, max_batch: int = 4,
+                 kv_cache_gb: int = 1) -> None:
+        self.model_dir = model_dir
+        self.placement = placement
+        self.max_batch = max_batch
+        sched = ov_genai.SchedulerConfig()
+        sched.enable_prefix_caching = True
+        sched.cache_size = kv_cache_gb
+        sched.dynamic_split_fuse = True
+        props = dict(attempt.properties)
+        self._pipe = ov_genai.ContinuousBatchingPipeline(model_dir, sched, attempt.device, props, {}, props)
+        self._tokenizer = self._pipe.get_tokenizer()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()  # start/step from one thread at a time (the scheduler's worker)
+
+    def count_text_tokens(self, text: str) -> int:
+        return int(self._tokenizer.encode(text).input_ids.get_shape()[1])
+
+    def start(self, messages: Sequence[Message], options: GenerationOptions, on_chunk: OnChunk,
+              cancel: threading.Event) -> BatchRequest:
+        """Add a request; its prefill runs in the next steps. Encodes its images now."""
+        chat, images = genai_messages(messages)
+        prompt = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True)
+        cfg = generation_config(self._pipe.get_config(), options)
+        started = time.perf_counter()
+        try:
+            with self._lock:
+                handle = self._pipe.add_request(next(self._ids), prompt, [to_tensor(i) for i in images], cfg)
+        except RuntimeError as exc:
+            raise EngineError(f"generation failed: {_short(exc)}") from exc
+        return BatchRequest(handle, self._tokenizer, options, on_chunk, cancel, started)
+
+    def step(self) -> None:
+        """One token boundary for every running request (or one chunk of a newcomer's prefill)."""
+        try:
+            with self._lock:
+                if self._pipe.has_non_finished_requests():
+                    self._pipe.step()
+        except RuntimeError as exc:
+            raise EngineError(f"generation failed: {_short(exc)}") from exc
+
+    def busy(self) -> bool:
+        """True while genai still holds requests (cancelled ones are freed at the next step)."""
+        with self._lock:
+            return bool(self._pipe.has_non_finished_requests())
+
+    def generate(self, messages: Sequence[Message], options: GenerationOptions, on_chunk: OnChunk,
+                 cancel: threading.Event) -> GenerationResult:
+        """One request alone, start to end (the scheduler uses start/step/poll instead)."""
+        request = self.start(messages, options, on_chunk, cancel)
+        try:
+            while not request.poll():
+                self.step()
+        except BaseException:
+            request.cancel()
+            raise
+        finally:
+            while self.busy():
+                self.step()
+        return request.result()
+
+    def close(self) -> None:
+        self._pipe = None  # type: ignore[assignment]
