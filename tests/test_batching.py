@@ -1,0 +1,214 @@
+"""Continuous batching on the real tiny model: interleaved streams, cancel, exact outputs, interactive first.
+
+The engine is genai's ContinuousBatchingPipeline on CPU, driven by the scheduler's worker.
+Exact-output comparisons pin INFERENCE_PRECISION_HINT and KV_CACHE_PRECISION to f32: on
+AVX-512/AMX CPUs the defaults can flip near-tied tokens of the random model between a batch
+of four and a batch of one. Every generation is forced to its length (min = max new tokens).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from servicetools import RecordingSink, wait_for
+
+from daemon.engine.base import GenerationOptions, Message
+from daemon.engine.loader import load_engine
+from daemon.engine.placement import PlacementSettings
+from daemon.jobs import Busy, Job
+from daemon.scheduler import Scheduler
+
+F32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+COLOURS = [(200, 30, 30), (10, 200, 30), (10, 20, 230), (200, 200, 30)]
+LONG = 3000  # forced tokens: seconds on the tiny model; every test that starts one cancels or stops it
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model: Path):
+    eng = load_engine(tiny_model, "genai", "CPU", PlacementSettings(extra_properties=F32, max_batch=4))
+    assert getattr(eng, "batching", False), type(eng).__name__
+    yield eng
+    eng.close()
+
+
+class TimedSink(RecordingSink):
+    """Records when each chunk arrived."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunk_times: list[float] = []
+
+    def on_chunk(self, text: str) -> None:
+        self.chunk_times.append(time.monotonic())
+        super().on_chunk(text)
+
+
+def messages(i: int) -> list[Message]:
+    return [Message("user", f"What is on screen {i}?", [Image.new("RGB", (160, 96), COLOURS[i % 4])])]
+
+
+def job(i: int, n: int, priority: str = "background") -> Job:
+    return Job(messages(i), GenerationOptions(max_new_tokens=n, min_new_tokens=n), TimedSink(), priority,
+               label=f"job{i}")
+
+
+class KeepOpen:
+    """The module's engine for one scheduler: stopping the scheduler does not close it."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def close(self) -> None:
+        pass
+
+
+def start(engine, **kw) -> Scheduler:
+    s = Scheduler(lambda: KeepOpen(engine), model_name="tiny", **kw)
+    s.start()
+    assert wait_for(lambda: s.status()["state"] == "ready"), s.status()
+    return s
+
+
+def alone(engine, i: int, n: int) -> str:
+    return engine.generate(messages(i), GenerationOptions(max_new_tokens=n, min_new_tokens=n), lambda _c: None,
+                           threading.Event()).text
+
+
+def test_four_concurrent_generates_interleave_end_once_and_equal_their_solo_runs(engine) -> None:
+    n = 48
+    solo = [alone(engine, i, n) for i in range(4)]
+    s = start(engine)
+    try:
+        jobs = [job(i, n) for i in range(4)]
+        for j in jobs:
+            s.submit(j)
+        for j in jobs:
+            assert j.sink.done.wait(60)
+        for i, j in enumerate(jobs):
+            assert j.sink.terminal == 1 and j.sink.result is not None
+            assert j.sink.result.finish_reason == "length" and j.sink.result.figures.completion_tokens == n
+            assert j.sink.result.text == "".join(j.sink.chunks) == solo[i], f"job {i} differs from its solo run"
+        # Interleaved: every job streamed while every other one was streaming.
+        for a in jobs:
+            for b in jobs:
+                if a is not b:
+                    assert a.sink.chunk_times[0] < b.sink.chunk_times[-1], "one job finished before another began"
+        assert s.status()["state"] == "ready" and s.status()["queue_depth"] == 0
+    finally:
+        s.stop()
+
+
+def test_cancelling_one_leaves_the_others_intact(engine) -> None:
+    n = 64
+    solo = [alone(engine, i, n) for i in range(4)]
+    s = start(engine)
+    try:
+        jobs = [job(i, n) for i in range(4)]
+        for j in jobs:
+            s.submit(j)
+        assert jobs[2].sink.first_chunk.wait(30)
+        s.cancel(jobs[2])
+        for j in jobs:
+            assert j.sink.done.wait(60)
+        cancelled = jobs[2].sink
+        assert cancelled.terminal == 1 and cancelled.result is not None
+        assert cancelled.result.finish_reason == "cancelled"
+        assert cancelled.result.text == "".join(cancelled.chunks) and len(cancelled.chunks) < n
+        for i in (0, 1, 3):
+            r = jobs[i].sink.result
+            assert jobs[i].sink.terminal == 1 and r is not None and r.finish_reason == "length"
+            assert r.text == solo[i]
+    finally:
+        s.stop()
+
+
+def test_interactive_request_gets_its_first_token_while_background_streams(engine) -> None:
+    s = start(engine, queue_size=4)
+    try:
+        background = [job(i, LONG) for i in range(2)]
+        for j in background:
+            s.submit(j)
+        assert background[0].sink.first_chunk.wait(30)
+        popup = job(3, 8, priority="interactive")
+        s.submit(popup)
+        assert popup.sink.done.wait(30)
+        assert popup.sink.result is not None and popup.sink.result.finish_reason == "length"
+        assert not any(j.sink.done.is_set() for j in background), "the popup waited for background work"
+        for j in background:
+            s.cancel(j)
+            assert j.sink.done.wait(30) and j.sink.terminal == 1
+    finally:
+        s.stop()
+
+
+def test_max_batch_bounds_background_work_and_the_queue_bound_still_holds(engine, tiny_model: Path) -> None:
+    one = load_engine(tiny_model, "genai", "CPU", PlacementSettings(extra_properties=F32, max_batch=1))
+    s = start(one, queue_size=2)
+    try:
+        running = job(0, LONG)
+        s.submit(running)
+        assert running.sink.first_chunk.wait(30)
+        w1, w2, w3 = job(1, 4), job(2, 4), job(3, 4)
+        assert s.submit(w1) == 0 and s.submit(w2) == 1
+        with pytest.raises(Busy, match="limit is 2"):
+            s.submit(w3)
+        assert not w1.sink.started.is_set(), "background work beyond max_batch must wait"
+        urgent = job(3, 4, priority="interactive")
+        with pytest.raises(Busy):
+            s.submit(urgent)  # the bound holds for interactive jobs too
+        s.cancel(w2)
+        assert w2.sink.done.is_set() and w2.sink.result.finish_reason == "cancelled"
+        s.submit(urgent)
+        assert urgent.sink.done.wait(30) and urgent.sink.result.finish_reason == "length"
+        assert not running.sink.done.is_set() and not w1.sink.started.is_set()
+        s.cancel(running)
+        assert w1.sink.done.wait(30) and w1.sink.result.finish_reason == "length"
+        assert running.sink.result.finish_reason == "cancelled" and running.sink.terminal == 1
+    finally:
+        s.stop()
+        one.close()
+
+
+def test_stop_and_time_limit_end_batched_jobs_with_their_codes(engine) -> None:
+    s = start(engine, request_timeout_s=1.0)
+    try:
+        slow = job(0, LONG)
+        s.submit(slow)
+        assert slow.sink.done.wait(30)
+        code, message, partial = slow.sink.error
+        assert code == "timeout" and "limit of 1 s" in message and partial == "".join(slow.sink.chunks)
+    finally:
+        s.stop()
+    s = start(engine)
+    jobs = [job(i, LONG) for i in range(3)]
+    for j in jobs:
+        s.submit(j)
+    assert all(j.sink.first_chunk.wait(30) for j in jobs)
+    s.stop()
+    for j in jobs:
+        assert j.sink.terminal == 1 and j.sink.error is not None and j.sink.error[0] == "shutting_down"
+    assert not engine.busy(), "every request left genai"
+
+
+def test_a_request_that_fails_at_start_costs_only_itself(engine) -> None:
+    s = start(engine)
+    try:
+        good = job(0, 32)
+        bad = Job(messages(1), GenerationOptions(max_new_tokens=4, temperature=0.5, top_p=5.0), TimedSink(),
+                  "background")  # genai refuses top_p > 1 when it adds the request
+        s.submit(good)
+        s.submit(bad)
+        assert bad.sink.done.wait(30) and good.sink.done.wait(30)
+        assert bad.sink.terminal == 1 and bad.sink.error is not None and bad.sink.error[0] == "engine_error"
+        assert good.sink.terminal == 1 and good.sink.result.finish_reason == "length"
+    finally:
+        s.stop()
