@@ -414,7 +414,7 @@ def run_interactive(daemon: Daemon, rounds: int, background_tokens: int, size: t
 def run_speed(model: Path, work: Path, logf: Any, cfg: argparse.Namespace) -> dict[str, Any]:
     """Issue 13's figures with the batching on and off: concurrency, follow-up ratio, interactive during background."""
     out: dict[str, Any] = {"image_size": list(cfg.concurrency_size), "max_new_tokens": cfg.concurrency_tokens,
-                           "max_batch": 8, "modes": {}}
+                           "follow_up_image_size": list(cfg.size), "max_batch": 8, "modes": {}}
     for mode in ("on", "off"):
         extra = f"\n[engine]\nbatching = {'true' if mode == 'on' else 'false'}\nmax_batch = 8\n"
         daemon = Daemon(str(model), work / f"speed-{mode}", logf, extra_config=extra)
@@ -423,7 +423,7 @@ def run_speed(model: Path, work: Path, logf: Any, cfg: argparse.Namespace) -> di
             out["modes"][mode] = {
                 "concurrency": run_concurrency(daemon, cfg.speed_counts, cfg.concurrency_tokens,
                                                cfg.concurrency_size, seed0=60000),
-                "follow_up": run_follow_up(daemon, cfg.follow_rounds, cfg.concurrency_tokens, cfg.concurrency_size,
+                "follow_up": run_follow_up(daemon, cfg.follow_rounds, cfg.concurrency_tokens, cfg.size,
                                            seed0=70000),
                 "interactive": run_interactive(daemon, cfg.follow_rounds, 4 * cfg.concurrency_tokens,
                                                cfg.concurrency_size, seed0=80000),
