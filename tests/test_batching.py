@@ -212,3 +212,28 @@ def test_a_request_that_fails_at_start_costs_only_itself(engine) -> None:
         assert good.sink.terminal == 1 and good.sink.result.finish_reason == "length"
     finally:
         s.stop()
+
+
+def test_two_conversations_about_the_same_image_each_depend_only_on_their_own_turns(engine) -> None:
+    """The prefix cache shares the image's KV blocks between clients, never their conversations."""
+    shot = Image.new("RGB", (160, 96), (90, 40, 160))
+
+    def conversation(answer: str, question: str) -> list[Message]:
+        return [Message("user", "What is on screen?", [shot.copy()]), Message("assistant", answer),
+                Message("user", question)]
+
+    convs = [conversation("a purple window", "Which button?"), conversation("a login form", "Any errors?")]
+    opts = GenerationOptions(max_new_tokens=24, min_new_tokens=24)
+    solo = [engine.generate(c, opts, lambda _c: None, threading.Event()).text for c in convs]
+    assert solo[0] != solo[1]
+    s = start(engine)
+    try:
+        for _ in range(2):  # the second time both prefixes are in the cache
+            jobs = [Job(c, opts, TimedSink(), "background") for c in convs]
+            for j in jobs:
+                s.submit(j)
+            for j, expected in zip(jobs, solo, strict=True):
+                assert j.sink.done.wait(30) and j.sink.terminal == 1
+                assert j.sink.result.text == expected
+    finally:
+        s.stop()
