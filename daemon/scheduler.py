@@ -6,7 +6,11 @@ With a serial engine (NPU; the optimum backend) the worker runs one job at a tim
 With a batching engine (genai on CPU/GPU, `engine.batching`) it runs up to
 `max_batch` jobs together, step by step: jobs join and leave at token boundaries,
 and an interactive job joins at the next step even when the batch is full, so a
-popup question never waits for background answers.
+popup question never waits for background answers. With a serial engine that can
+continue an answer (`preemptible`: VLMPipeline, i.e. the NPU or batching off), a popup
+question preempts a running background job at the next token; that job goes back to
+the head of the background line and later continues its answer where it stopped
+(its stream goes on; it gets no second start and one terminal event).
 
 Guarantees:
 - `interactive` jobs run before `background` ones; first come, first served within a priority.
@@ -24,6 +28,7 @@ State listeners are called on the thread that changed the state (mostly the work
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -47,19 +52,38 @@ class _RunFlag(threading.Event):
     """The `cancel` the engine checks at every token: the job was cancelled, the daemon is
     stopping, or the request's time limit has passed. A real Event, so `set()` works too."""
 
-    def __init__(self, job_cancel: threading.Event, stopping: threading.Event, deadline: float) -> None:
+    def __init__(self, job_cancel: threading.Event, stopping: threading.Event, deadline: float,
+                 preempt: threading.Event | None = None) -> None:
         super().__init__()
         self._job_cancel = job_cancel
         self._stopping = stopping
+        self._preempt = preempt
         self.deadline = deadline
 
     def timed_out(self) -> bool:
         return time.monotonic() >= self.deadline
 
+    def preempted(self) -> bool:
+        """Stopped only because a popup question wants the engine (not cancelled, stopping or late)."""
+        return (self._preempt is not None and self._preempt.is_set() and not self._job_cancel.is_set()
+                and not self._stopping.is_set() and not self.timed_out() and not super().is_set())
+
     def is_set(self) -> bool:
-        return super().is_set() or self._job_cancel.is_set() or self._stopping.is_set() or self.timed_out()
+        return (super().is_set() or self._job_cancel.is_set() or self._stopping.is_set() or self.timed_out()
+                or (self._preempt is not None and self._preempt.is_set()))
 
     isSet = is_set  # noqa: N815 - threading.Event's old alias
+
+
+class _Resume:
+    """What a preempted job had delivered, to continue from (serial engines only)."""
+
+    def __init__(self, chunks: list[str], tokens: int, figures: Figures, deadline: float, started: float) -> None:
+        self.chunks = chunks
+        self.tokens = tokens
+        self.figures = figures  # of the first part: prompt tokens and time to first token
+        self.deadline = deadline
+        self.started = started
 
 
 class _Live:
@@ -79,6 +103,17 @@ class _Live:
 
     def text(self) -> str:
         return "".join(self.partial)
+
+
+def _joined(resume: _Resume, part: GenerationResult, chunks: list[str]) -> GenerationResult:
+    """One result for an answer that ran in parts: all its text, tokens and time, the first part's TTFT."""
+    f, g = resume.figures, part.figures
+    total_ms = round((time.monotonic() - resume.started) * 1000.0, 2)
+    tokens = resume.tokens + g.completion_tokens
+    decode_ms = total_ms - f.ttft_ms
+    tps = round((tokens - 1) * 1000.0 / decode_ms, 2) if tokens > 1 and decode_ms > 0 else 0.0
+    figures = Figures(f.prompt_tokens, tokens, f.ttft_ms, total_ms, tps)
+    return GenerationResult("".join(chunks), part.finish_reason, figures)
 
 
 def _call(what: str, job: Job, fn: Callable[..., Any], *args: Any) -> None:
@@ -120,6 +155,9 @@ class Scheduler:
         self._cv = threading.Condition()
         self._queues: dict[str, deque[Job]] = {p: deque() for p in PRIORITY_ORDER}
         self._enqueued_at: dict[int, float] = {}
+        self._preempted: deque[Job] = deque()  # background jobs a popup question interrupted; not "waiting"
+        self._resume: dict[int, _Resume] = {}
+        self._preempt = threading.Event()
         self._running: Job | None = None
         self._n_running = 0  # jobs in the engine (several when batching)
         self._engine: Engine | None = None
@@ -156,6 +194,10 @@ class Scheduler:
                            "try again when one has finished")
             self._queues[job.priority].append(job)
             self._enqueued_at[job.seq] = time.monotonic()
+            running = self._running
+            if (job.priority == "interactive" and running is not None and running.priority == "background"
+                    and self._preemptible()):
+                self._preempt.set()  # the running background job stops at its next token and waits
             position = len(self._queues["interactive"]) - 1 if job.priority == "interactive" else waiting
             self._cv.notify_all()
         return position
@@ -198,15 +240,17 @@ class Scheduler:
         with self._cv:
             first = not self._stopping.is_set()
             self._stopping.set()
-            queued = [j for p in PRIORITY_ORDER for j in self._queues[p]]
+            queued = [j for p in PRIORITY_ORDER for j in self._queues[p]] + list(self._preempted)
             for q in self._queues.values():
                 q.clear()
+            self._preempted.clear()
             self._cv.notify_all()
         if first:
             log.info("stopping the scheduler (%d queued, %d running)", len(queued), self._n_running)
         for job in queued:
             self._enqueued_at.pop(job.seq, None)
-            _call("on_error", job, job.sink.on_error, "shutting_down", "the daemon is stopping", "")
+            partial = self._partial_result(job, "cancelled").text
+            _call("on_error", job, job.sink.on_error, "shutting_down", "the daemon is stopping", partial)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -220,16 +264,32 @@ class Scheduler:
         return sum(len(q) for q in self._queues.values())
 
     def _remove_queued(self, job: Job) -> float | None:  # lock held; the enqueue time, None if not queued
-        for i, queued in enumerate(self._queues.get(job.priority, ())):
-            if queued is job:  # identity: Job's dataclass __eq__ would compare images
-                del self._queues[job.priority][i]
-                return self._enqueued_at.pop(job.seq)
+        for q in (self._queues.get(job.priority, ()), self._preempted):
+            for i, queued in enumerate(q):
+                if queued is job:  # identity: Job's dataclass __eq__ would compare images
+                    del q[i]
+                    return self._enqueued_at.pop(job.seq)
         return None
+
+    def _preemptible(self) -> bool:  # lock held
+        engine = self._engine
+        return bool(engine is not None and getattr(engine, "preemptible", False)
+                    and not getattr(engine, "batching", False))
+
+    def _partial_result(self, job: Job, reason: str) -> GenerationResult:
+        """A job that ends while waiting: empty, or what it delivered before it was preempted."""
+        resume = self._resume.pop(job.seq, None)
+        if resume is None:
+            return GenerationResult("", reason, _NO_FIGURES)  # type: ignore[arg-type]
+        f = resume.figures
+        figures = Figures(f.prompt_tokens, resume.tokens, f.ttft_ms,
+                          round((time.monotonic() - resume.started) * 1000.0, 2), f.tokens_per_s)
+        return GenerationResult("".join(resume.chunks), reason, figures)  # type: ignore[arg-type]
 
     def _end_cancelled_unstarted(self, job: Job, enqueued_at: float) -> None:
         queue_ms = round((time.monotonic() - enqueued_at) * 1000.0, 2)
         log.info("%s: cancelled while queued", job.label or job.seq)
-        _call("on_done", job, job.sink.on_done, GenerationResult("", "cancelled", _NO_FIGURES), queue_ms, self.demo)
+        _call("on_done", job, job.sink.on_done, self._partial_result(job, "cancelled"), queue_ms, self.demo)
 
     def _set_state(self, state: str, error: str | None = None) -> None:
         with self._cv:
@@ -268,10 +328,11 @@ class Scheduler:
                 if self._reload_pending:
                     self._reload_pending = False
                     return "reload", None
-                for p in PRIORITY_ORDER:
-                    if self._queues[p]:
-                        job = self._queues[p].popleft()
+                for q in (self._queues["interactive"], self._preempted, self._queues["background"]):
+                    if q:
+                        job = q.popleft()
                         self._running = job
+                        self._preempt.clear()
                         return "job", job
                 timeout = None
                 if self._engine is not None and self._keep_alive_s >= 0:
@@ -325,12 +386,12 @@ class Scheduler:
         try:
             if job.cancel.is_set():
                 log.info("%s: cancelled before it started", name)
-                _call("on_done", job, job.sink.on_done, GenerationResult("", "cancelled", _NO_FIGURES), queue_ms,
-                      self.demo)
+                _call("on_done", job, job.sink.on_done, self._partial_result(job, "cancelled"), queue_ms, self.demo)
                 return
             if self._engine is None and not self._load():
+                partial = self._partial_result(job, "cancelled").text
                 _call("on_error", job, job.sink.on_error, "engine_error",
-                      f"the model could not be loaded: {self._error}", "")
+                      f"the model could not be loaded: {self._error}", partial)
                 return
             self._set_state("busy")
             if getattr(self._engine, "batching", False):
@@ -428,23 +489,47 @@ class Scheduler:
     def _generate(self, job: Job, queue_ms: float, name: str) -> None:
         engine = self._engine
         assert engine is not None
-        flag = _RunFlag(job.cancel, self._stopping, time.monotonic() + self._timeout_s)
-        partial: list[str] = []
+        resume = self._resume.pop(job.seq, None)
+        with self._cv:
+            preempt = self._preempt if job.priority == "background" and self._preemptible() else None
+        deadline = resume.deadline if resume else time.monotonic() + self._timeout_s
+        flag = _RunFlag(job.cancel, self._stopping, deadline, preempt)
+        partial: list[str] = list(resume.chunks) if resume else []
+        messages, options = job.messages, job.options
+        if resume:  # continue the answer it had begun: the partial answer closes the conversation
+            messages = [*messages, Message("assistant", "".join(resume.chunks))]
+            options = dataclasses.replace(options, max_new_tokens=max(1, options.max_new_tokens - resume.tokens),
+                                          min_new_tokens=max(0, options.min_new_tokens - resume.tokens))
 
         def on_chunk(text: str) -> None:
             partial.append(text)
             _call("on_chunk", job, job.sink.on_chunk, text)
 
-        _call("on_start", job, job.sink.on_start)
+        if not resume:
+            _call("on_start", job, job.sink.on_start)
         try:
             if self._stopping.is_set():
                 result = GenerationResult("", "cancelled", _NO_FIGURES)
+            elif resume and resume.tokens >= job.options.max_new_tokens:
+                result = GenerationResult("", "length", _NO_FIGURES)
             else:
-                result = engine.generate(self._fit_images(engine, job.messages), job.options, on_chunk, flag)
+                result = engine.generate(self._fit_images(engine, messages), options, on_chunk, flag)
         except Exception as exc:  # noqa: BLE001 - the engine failed this request; the worker lives on
             message = str(exc).strip() or type(exc).__name__
             log.error("%s: engine error after %d chunks: %s", name, len(partial), message)
             _call("on_error", job, job.sink.on_error, "engine_error", message, "".join(partial))
+            return
+        if resume:
+            result = _joined(resume, result, partial)
+        if result.finish_reason == "cancelled" and flag.preempted():
+            with self._cv:
+                first = resume.figures if resume else result.figures
+                started = resume.started if resume else time.monotonic() - result.figures.total_ms / 1000.0
+                self._resume[job.seq] = _Resume(partial, result.figures.completion_tokens, first, deadline, started)
+                self._enqueued_at[job.seq] = time.monotonic()
+                self._preempted.appendleft(job)
+            log.info("%s: preempted by an interactive request after %d tokens", name,
+                     result.figures.completion_tokens)
             return
         self._conclude(job, flag, result, queue_ms, name)
 

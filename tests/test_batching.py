@@ -237,3 +237,60 @@ def test_two_conversations_about_the_same_image_each_depend_only_on_their_own_tu
                 assert j.sink.result.text == expected
     finally:
         s.stop()
+
+
+# ---------------------------------------------------------------- serial engines: preempt at a token boundary
+
+
+@pytest.fixture(scope="module")
+def serial(tiny_model: Path):
+    """VLMPipeline, one request at a time (what the NPU runs): the popup preempts background work."""
+    eng = load_engine(tiny_model, "genai", "CPU", PlacementSettings(extra_properties=F32, batching=False))
+    assert not getattr(eng, "batching", False) and eng.preemptible
+    yield eng
+    eng.close()
+
+
+def test_serial_engine_popup_preempts_background_which_then_continues_its_answer(serial) -> None:
+    n = LONG
+    s = start(serial)
+    try:
+        background, queued = job(0, n), job(1, 8)
+        s.submit(background)
+        s.submit(queued)
+        assert background.sink.first_chunk.wait(30)
+        popup = job(2, 8, priority="interactive")
+        s.submit(popup)
+        assert popup.sink.done.wait(30) and popup.sink.result.finish_reason == "length"
+        assert not background.sink.done.is_set(), "the popup waited for the background answer"
+        assert s.status()["queue_depth"] == 1, "a preempted job is not counted as waiting"
+        assert background.sink.done.wait(60) and queued.sink.done.wait(30)
+        b = background.sink
+        assert b.terminal == 1 and [e for e, _ in b.events].count("start") == 1
+        assert b.result.finish_reason == "length" and b.result.figures.completion_tokens == n
+        assert b.result.text == "".join(b.chunks)
+        # popup events came while the background stream was interrupted, and it continued after them
+        assert b.chunk_times[0] < popup.sink.chunk_times[0] < popup.sink.chunk_times[-1] < b.chunk_times[-1]
+        assert queued.sink.chunk_times[0] > b.chunk_times[-1], "the preempted job goes back to the head of the line"
+    finally:
+        s.stop()
+
+
+def test_serial_engine_preempted_job_cancelled_while_waiting_ends_once_with_its_partial_text(serial) -> None:
+    s = start(serial)
+    try:
+        background = job(0, LONG)
+        s.submit(background)
+        assert background.sink.first_chunk.wait(30)
+        popup = job(2, LONG, priority="interactive")
+        s.submit(popup)
+        assert popup.sink.first_chunk.wait(30)
+        s.cancel(background)  # waiting in the preempted line: ends now, with what it had streamed
+        assert background.sink.done.is_set() and background.sink.terminal == 1
+        r = background.sink.result
+        assert r.finish_reason == "cancelled" and r.text == "".join(background.sink.chunks) != ""
+        assert 0 < r.figures.completion_tokens < LONG
+        s.cancel(popup)
+        assert popup.sink.done.wait(10) and popup.sink.terminal == 1
+    finally:
+        s.stop()

@@ -27,7 +27,7 @@ import openvino_genai as ov_genai
 from .base import EngineError, Figures, GenerationOptions, GenerationResult, Message, OnChunk
 from .genai_backend import generation_config, to_tensor
 from .placement import Attempt, Placement
-from .prompt import genai_messages
+from .prompt import render_genai
 
 _RUNNING = ov_genai.GenerationStatus.RUNNING
 _CANCEL = ov_genai.GenerationStatus.CANCEL
@@ -157,8 +157,7 @@ class BatchingEngine:
     def start(self, messages: Sequence[Message], options: GenerationOptions, on_chunk: OnChunk,
               cancel: threading.Event) -> BatchRequest:
         """Add a request; its prefill runs in the next steps. Encodes its images now."""
-        chat, images = genai_messages(messages)
-        prompt = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True)
+        prompt, images = render_genai(self._tokenizer, messages)
         cfg = generation_config(self._pipe.get_config(), options)
         started = time.perf_counter()
         try:

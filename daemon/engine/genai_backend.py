@@ -19,7 +19,7 @@ import openvino_genai as ov_genai
 
 from .base import EngineError, Figures, GenerationOptions, GenerationResult, Message, OnChunk
 from .placement import Attempt, Placement
-from .prompt import genai_messages
+from .prompt import render_genai
 
 
 def to_tensor(image: Any) -> ov.Tensor:
@@ -49,6 +49,7 @@ class GenaiEngine:
     """VLMPipeline on the device an `Attempt` names."""
 
     backend = "genai"
+    preemptible = True  # a conversation ending in an assistant message continues it (see prompt.render_genai)
 
     def __init__(self, model_dir: str, attempt: Attempt, placement: Placement) -> None:
         self.model_dir = model_dir
@@ -66,20 +67,24 @@ class GenaiEngine:
         on_chunk: OnChunk,
         cancel: threading.Event,
     ) -> GenerationResult:
-        chat, images = genai_messages(messages)
-        prompt = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True)
+        prompt, images = render_genai(self._tokenizer, messages)
         streamed: list[str] = []
         first_at: list[float] = []
+        interrupted: list[bool] = []  # the streamer told genai to stop: the answer did not end by itself
 
         def streamer(chunk: str) -> ov_genai.StreamingStatus:
             if cancel.is_set():
+                interrupted.append(True)
                 return ov_genai.StreamingStatus.CANCEL
             if chunk:
                 if not first_at:
                     first_at.append(time.perf_counter())
                 streamed.append(chunk)
                 on_chunk(chunk)
-            return ov_genai.StreamingStatus.CANCEL if cancel.is_set() else ov_genai.StreamingStatus.RUNNING
+            if cancel.is_set():
+                interrupted.append(True)
+                return ov_genai.StreamingStatus.CANCEL
+            return ov_genai.StreamingStatus.RUNNING
 
         started = time.perf_counter()
         try:
@@ -93,9 +98,8 @@ class GenaiEngine:
             raise EngineError(f"generation failed: {str(exc).strip().splitlines()[-1]}") from exc
         ended = time.perf_counter()
         text = "".join(streamed)
-        cancelled = cancel.is_set()
         full = result.texts[0] if result.texts else ""
-        if not cancelled and full.startswith(text) and len(full) > len(text):
+        if not cancel.is_set() and full.startswith(text) and len(full) > len(text):
             # The detokenizer holds back incomplete UTF-8 until the end; deliver the tail.
             tail = full[len(text):]
             streamed.append(tail)
@@ -107,7 +111,7 @@ class GenaiEngine:
         total_ms = (ended - started) * 1000.0
         decode_ms = total_ms - ttft_ms
         tps = (n_out - 1) * 1000.0 / decode_ms if n_out > 1 and decode_ms > 0 else 0.0
-        if cancelled:
+        if interrupted:
             reason = "cancelled"
         elif n_out >= options.max_new_tokens:
             reason = "length"
