@@ -84,6 +84,7 @@ class EngineConfig:
     batching: bool = True  # CPU/GPU: requests share each decoding step (continuous batching); NPU: always one at a time
     max_batch: int = 4  # requests decoding together; an interactive (popup) request joins even when full
     kv_cache_gb: int = 1  # KV-cache pool on CPU/GPU, also the prefix cache that makes follow-ups fast (LRU)
+    reuse_images: bool = True  # CPU/GPU: a follow-up of the last conversation does not encode its images again
 
 
 @dataclass

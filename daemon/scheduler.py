@@ -96,6 +96,7 @@ class _Live:
         self.name = name
         self.partial: list[str] = []
         self.request: Any = None
+        self.resume: _Resume | None = None
 
     def on_chunk(self, text: str) -> None:
         self.partial.append(text)
@@ -158,6 +159,7 @@ class Scheduler:
         self._preempted: deque[Job] = deque()  # background jobs a popup question interrupted; not "waiting"
         self._resume: dict[int, _Resume] = {}
         self._preempt = threading.Event()
+        self._solo = False  # a batching engine runs one job through its history path (preemptible)
         self._running: Job | None = None
         self._n_running = 0  # jobs in the engine (several when batching)
         self._engine: Engine | None = None
@@ -195,9 +197,8 @@ class Scheduler:
             self._queues[job.priority].append(job)
             self._enqueued_at[job.seq] = time.monotonic()
             running = self._running
-            if (job.priority == "interactive" and running is not None and running.priority == "background"
-                    and self._preemptible()):
-                self._preempt.set()  # the running background job stops at its next token and waits
+            if running is not None and self._preempts(job, running):
+                self._preempt.set()  # the running job stops at its next token and waits (or joins the batch)
             position = len(self._queues["interactive"]) - 1 if job.priority == "interactive" else waiting
             self._cv.notify_all()
         return position
@@ -272,9 +273,19 @@ class Scheduler:
         return None
 
     def _preemptible(self) -> bool:  # lock held
+        """A serial engine that can continue answers, or a batching engine running one job solo."""
         engine = self._engine
         return bool(engine is not None and getattr(engine, "preemptible", False)
-                    and not getattr(engine, "batching", False))
+                    and (self._solo or not getattr(engine, "batching", False)))
+
+    def _preempts(self, newcomer: Job, running: Job) -> bool:  # lock held
+        """Serial engines: a popup question stops background work. Solo: any job stops background work
+        (then both run batched), and a popup question stops a solo popup question."""
+        if not self._preemptible():
+            return False
+        if self._solo:
+            return running.priority == "background" or newcomer.priority == "interactive"
+        return newcomer.priority == "interactive" and running.priority == "background"
 
     def _partial_result(self, job: Job, reason: str) -> GenerationResult:
         """A job that ends while waiting: empty, or what it delivered before it was preempted."""
@@ -395,13 +406,33 @@ class Scheduler:
                 return
             self._set_state("busy")
             if getattr(self._engine, "batching", False):
-                self._run_batch(job, queue_ms)
+                solo = self._solo_messages(job)
+                if solo is not None:  # alone: genai's history path, which keeps the images encoded
+                    with self._cv:
+                        self._solo = True
+                    try:
+                        self._n_running = 1
+                        self._generate(job, queue_ms, name, solo=solo)
+                    finally:
+                        with self._cv:
+                            self._solo = False
+                else:
+                    self._run_batch(job, queue_ms)
             else:
                 self._n_running = 1
                 self._generate(job, queue_ms, name)
         finally:
             self._n_running = 0
             self._finish_running()
+
+    def _solo_messages(self, job: Job) -> list[Message] | None:
+        """The job's fitted messages when it may run solo: nothing else waits and the engine can reuse."""
+        engine: Any = self._engine
+        with self._cv:
+            if self._waiting() or self._preempted or job.seq in self._resume:
+                return None
+        messages = self._fit_images(engine, job.messages)
+        return messages if engine.solo_ok(messages) else None
 
     def _queue_ms(self, job: Job) -> float:
         return round((time.monotonic() - self._enqueued_at.pop(job.seq, time.monotonic())) * 1000.0, 2)
@@ -413,8 +444,9 @@ class Scheduler:
         with self._cv:
             if self._stopping.is_set() or self._reload_pending:
                 return []
-            taken = list(self._queues["interactive"])
+            taken = list(self._queues["interactive"]) + list(self._preempted)
             self._queues["interactive"].clear()
+            self._preempted.clear()
             background = self._queues["background"]
             while background and running + len(taken) < max_batch:
                 taken.append(background.popleft())
@@ -454,19 +486,31 @@ class Scheduler:
         name = job.label or str(job.seq)
         if job.cancel.is_set():
             log.info("%s: cancelled before it started", name)
-            _call("on_done", job, job.sink.on_done, GenerationResult("", "cancelled", _NO_FIGURES), queue_ms, self.demo)
+            _call("on_done", job, job.sink.on_done, self._partial_result(job, "cancelled"), queue_ms, self.demo)
             return
-        item = _Live(job, _RunFlag(job.cancel, self._stopping, time.monotonic() + self._timeout_s), queue_ms, name)
-        _call("on_start", job, job.sink.on_start)
-        if self._stopping.is_set():
-            self._conclude(job, item.flag, GenerationResult("", "cancelled", _NO_FIGURES), queue_ms, name)
+        resume = self._resume.pop(job.seq, None)
+        deadline = resume.deadline if resume else time.monotonic() + self._timeout_s
+        item = _Live(job, _RunFlag(job.cancel, self._stopping, deadline), queue_ms, name)
+        messages, options = job.messages, job.options
+        if resume:  # preempted while solo: continue its answer inside the batch
+            item.resume, item.partial = resume, list(resume.chunks)
+            messages = [*messages, Message("assistant", "".join(resume.chunks))]
+            options = dataclasses.replace(options, max_new_tokens=max(1, options.max_new_tokens - resume.tokens),
+                                          min_new_tokens=max(0, options.min_new_tokens - resume.tokens))
+        else:
+            _call("on_start", job, job.sink.on_start)
+        if self._stopping.is_set() or (resume and resume.tokens >= job.options.max_new_tokens):
+            reason = "cancelled" if self._stopping.is_set() else "length"
+            result = GenerationResult("", reason, _NO_FIGURES)  # type: ignore[arg-type]
+            self._conclude(job, item.flag, _joined(resume, result, item.partial) if resume else result, queue_ms,
+                           name)
             return
         try:
-            item.request = engine.start(self._fit_images(engine, job.messages), job.options, item.on_chunk, item.flag)
+            item.request = engine.start(self._fit_images(engine, messages), options, item.on_chunk, item.flag)
         except Exception as exc:  # noqa: BLE001 - this request failed (a bad image, a full cache); the rest go on
             message = str(exc).strip() or type(exc).__name__
             log.error("%s: engine error at start: %s", name, message)
-            _call("on_error", job, job.sink.on_error, "engine_error", message, "")
+            _call("on_error", job, job.sink.on_error, "engine_error", message, item.text())
             return
         live.append(item)
         self._n_running = len(live)
@@ -477,6 +521,8 @@ class Scheduler:
             if not item.request.poll():
                 return False
             result = item.request.result()
+            if item.resume is not None:
+                result = _joined(item.resume, result, item.partial)
         except Exception as exc:  # noqa: BLE001
             message = str(exc).strip() or type(exc).__name__
             log.error("%s: engine error after %d chunks: %s", item.name, len(item.partial), message)
@@ -486,12 +532,13 @@ class Scheduler:
         self._conclude(item.job, item.flag, result, item.queue_ms, item.name)
         return True
 
-    def _generate(self, job: Job, queue_ms: float, name: str) -> None:
-        engine = self._engine
+    def _generate(self, job: Job, queue_ms: float, name: str, solo: list[Message] | None = None) -> None:
+        engine: Any = self._engine
         assert engine is not None
         resume = self._resume.pop(job.seq, None)
         with self._cv:
-            preempt = self._preempt if job.priority == "background" and self._preemptible() else None
+            preempt = self._preempt if self._preemptible() and (solo is not None or job.priority == "background") \
+                else None
         deadline = resume.deadline if resume else time.monotonic() + self._timeout_s
         flag = _RunFlag(job.cancel, self._stopping, deadline, preempt)
         partial: list[str] = list(resume.chunks) if resume else []
@@ -512,6 +559,8 @@ class Scheduler:
                 result = GenerationResult("", "cancelled", _NO_FIGURES)
             elif resume and resume.tokens >= job.options.max_new_tokens:
                 result = GenerationResult("", "length", _NO_FIGURES)
+            elif solo is not None:
+                result = engine.generate_solo(solo, options, on_chunk, flag)
             else:
                 result = engine.generate(self._fit_images(engine, messages), options, on_chunk, flag)
         except Exception as exc:  # noqa: BLE001 - the engine failed this request; the worker lives on

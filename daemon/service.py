@@ -51,6 +51,7 @@ def placement_settings(paths: Paths, cfg: Config) -> PlacementSettings:
         batching=cfg.engine.batching,
         max_batch=cfg.engine.max_batch,
         kv_cache_gb=cfg.engine.kv_cache_gb,
+        reuse_images=cfg.engine.reuse_images,
     )
 
 

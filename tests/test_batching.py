@@ -294,3 +294,160 @@ def test_serial_engine_preempted_job_cancelled_while_waiting_ends_once_with_its_
         assert popup.sink.done.wait(10) and popup.sink.terminal == 1
     finally:
         s.stop()
+
+
+# ---------------------------------------------------------------- follow-ups: the earlier image is not encoded again
+#
+# A follow-up of a remembered conversation runs through genai's history path, which keeps the
+# model's own answer as it generated it; the random fixture's answers are often broken UTF-8
+# that does not survive a trip through text, so references here are replays of the same
+# conversation on a fresh cache (the same path), not the one-prompt rendering.
+
+
+def converse(s: Scheduler, image: Image.Image, questions: list[str], n: int = 12,
+             priority: str = "interactive") -> list[str]:
+    """Ask `questions` in one conversation about `image` the way the popup does; the answers."""
+    history: list[Message] = []
+    answers = []
+    for i, q in enumerate(questions):
+        msgs = [*history, Message("user", q, [image] if i == 0 else [])]
+        j = Job(msgs, GenerationOptions(max_new_tokens=n, min_new_tokens=n), TimedSink(), priority)
+        s.submit(j)
+        assert j.sink.done.wait(30) and j.sink.terminal == 1 and j.sink.result.finish_reason == "length"
+        answers.append(j.sink.result.text)
+        history = [*msgs, Message("assistant", j.sink.result.text)]
+    return answers
+
+
+def test_popup_follow_ups_run_the_vision_encoder_once(engine) -> None:
+    shot = Image.new("RGB", (160, 96), (30, 160, 90))
+    s = start(engine)
+    try:
+        before = engine.vision_encodings
+        answers = converse(s, shot, ["What is on screen?", "And then?", "Why?"])
+        assert engine.vision_encodings == before + 1, "a follow-up encoded the first turn's image again"
+        # determinism of that path: the same conversation again gives the same answers
+        assert converse(s, shot, ["What is on screen?", "And then?", "Why?"]) == answers
+    finally:
+        s.stop()
+
+
+def test_without_the_conversation_cache_every_follow_up_encodes_again(tiny_model: Path) -> None:
+    eng = load_engine(tiny_model, "genai", "CPU", PlacementSettings(extra_properties=F32, reuse_images=False))
+    s = start(eng)
+    try:
+        converse(s, Image.new("RGB", (160, 96), (30, 160, 90)), ["What is on screen?", "And then?"])
+        assert eng.vision_encodings == 2
+    finally:
+        s.stop()
+        eng.close()
+
+
+def alone_msgs(engine, msgs: list[Message], n: int) -> str:
+    req = engine.start(msgs, GenerationOptions(max_new_tokens=n, min_new_tokens=n), lambda _c: None,
+                       threading.Event())
+    while not req.poll():
+        engine.step()
+    return req.result().text
+
+
+def test_an_edited_answer_is_not_served_from_the_remembered_conversation(engine) -> None:
+    shot = Image.new("RGB", (160, 96), (160, 30, 90))
+    opts = GenerationOptions(max_new_tokens=12, min_new_tokens=12)
+    s = start(engine)
+    try:
+        first = Job([Message("user", "What is on screen?", [shot])], opts, TimedSink(), "background")
+        s.submit(first)
+        assert first.sink.done.wait(30)
+        edited = [*first.messages, Message("assistant", "something else"), Message("user", "And then?")]
+        before = engine.vision_encodings
+        follow = Job(edited, opts, TimedSink(), "background")
+        s.submit(follow)
+        assert follow.sink.done.wait(30)
+        assert engine.vision_encodings == before + 1, "an edited conversation is rendered (and encoded) anew"
+        assert follow.sink.result.text == alone_msgs(engine, edited, 12)
+    finally:
+        s.stop()
+
+
+def test_a_solo_follow_up_is_preempted_by_new_work_and_continues_in_the_batch(engine) -> None:
+    shot = Image.new("RGB", (160, 96), (10, 90, 160))
+    s = start(engine)
+    try:
+        first = Job([Message("user", "What is on screen?", [shot])], GenerationOptions(max_new_tokens=8),
+                    TimedSink(), "background")
+        s.submit(first)
+        assert first.sink.done.wait(30)
+        msgs = [*first.messages, Message("assistant", first.sink.result.text), Message("user", "Tell me more.")]
+        follow = Job(msgs, GenerationOptions(max_new_tokens=LONG, min_new_tokens=LONG), TimedSink(), "background")
+        s.submit(follow)
+        assert follow.sink.first_chunk.wait(30)
+        other = job(1, 8)
+        s.submit(other)
+        assert other.sink.done.wait(30) and other.sink.result.finish_reason == "length"
+        assert not follow.sink.done.is_set(), "the newcomer waited for the solo answer"
+        s.cancel(follow)
+        assert follow.sink.done.wait(30) and follow.sink.terminal == 1
+        r = follow.sink.result
+        assert r.finish_reason == "cancelled" and r.text == "".join(follow.sink.chunks)
+        assert [e for e, _ in follow.sink.events].count("start") == 1
+    finally:
+        s.stop()
+
+
+def test_api_follow_ups_encode_the_image_once_and_clients_keep_their_own_conversations(engine) -> None:
+    import io
+
+    from daemon.config import Config
+    from daemon.paths import default_paths
+    from daemon.service import Service
+    from ipc.client import Client
+
+    shot = Image.new("RGB", (160, 96), (120, 120, 20))
+    buf = io.BytesIO()
+    shot.save(buf, "PNG")
+    blob = buf.getvalue()
+
+    def user(text: str, image: bool = False) -> dict:
+        parts = [{"type": "image", "blob": 0}] if image else []
+        return {"role": "user", "content": [*parts, {"type": "text", "text": text}]}
+
+    def as_messages(conv: list[dict]) -> list[Message]:
+        out = []
+        for m in conv:
+            if isinstance(m["content"], str):
+                out.append(Message(m["role"], m["content"]))
+            else:
+                images = [shot] if any(p["type"] == "image" for p in m["content"]) else []
+                out.append(Message(m["role"], m["content"][-1]["text"], images))
+        return out
+
+    svc = Service(default_paths(), Config(), engine_factory=lambda _dir: KeepOpen(engine))
+    svc.start()
+    try:
+        assert wait_for(lambda: svc.scheduler.status()["state"] == "ready")
+        with Client(svc.connection_file) as a, Client(svc.connection_file) as b:
+            def turn(client: Client, conv: list[dict], text: str) -> str:
+                conv.append(user(text, image=not conv))
+                answer = client.generate(conv, [blob], max_new_tokens=12).wait()["text"]
+                conv.append({"role": "assistant", "content": answer})
+                return answer
+
+            conv_a: list[dict] = []
+            conv_b: list[dict] = []
+            before = engine.vision_encodings
+            turn(a, conv_a, "What is this?")
+            turn(a, conv_a, "Which button?")
+            turn(a, conv_a, "And then?")
+            assert engine.vision_encodings == before + 1, "an API follow-up encoded the image again"
+            # b: the same image, its own conversation, interleaved with a's
+            turn(b, conv_b, "Which app is it?")
+            before = engine.vision_encodings
+            answer_a = turn(a, conv_a, "Why?")  # not the conversation answered last: rendered anew
+            answer_b = turn(b, conv_b, "Any errors?")
+            assert engine.vision_encodings == before + 2
+        # each answer is its own conversation's, exactly as that conversation alone rendered as one prompt
+        assert answer_a == alone_msgs(engine, as_messages(conv_a[:-1]), 12)
+        assert answer_b == alone_msgs(engine, as_messages(conv_b[:-1]), 12)
+    finally:
+        svc.stop()

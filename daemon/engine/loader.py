@@ -37,7 +37,7 @@ def _constructor(backend: str, settings: PlacementSettings) -> Callable[[str, At
                 from .batching import BatchingEngine
 
                 return BatchingEngine(model_dir, attempt, placement, max_batch=settings.max_batch,
-                                      kv_cache_gb=settings.kv_cache_gb)
+                                      kv_cache_gb=settings.kv_cache_gb, reuse_images=settings.reuse_images)
             return GenaiEngine(model_dir, attempt, placement)  # NPU: one request at a time
 
         return make

@@ -34,6 +34,7 @@ class PlacementSettings:
     batching: bool = True  # genai on CPU/GPU: ContinuousBatchingPipeline driven step by step
     max_batch: int = 4
     kv_cache_gb: int = 1
+    reuse_images: bool = True
     extra_properties: dict[str, Any] = field(default_factory=dict)  # e.g. precision pins in exact-output tests
 
 
