@@ -439,13 +439,20 @@ class Scheduler:
 
     # ------------------------------------------------------------ batching engines
 
-    def _take_for_batch(self, running: int, max_batch: int) -> list[Job]:
-        """Queued jobs that join the batch now: every interactive one, background ones up to `max_batch`."""
+    def _take_for_batch(self, running: int, max_batch: int, hold_background: bool = False) -> list[Job]:
+        """Queued jobs that join the batch now: every interactive one, background ones up to `max_batch`.
+
+        `hold_background`: a popup question is still in its prefill; background jobs (whose images
+        would be encoded on this thread between its prefill chunks) join after its first token.
+        """
         with self._cv:
             if self._stopping.is_set() or self._reload_pending:
                 return []
-            taken = list(self._queues["interactive"]) + list(self._preempted)
+            taken = list(self._queues["interactive"])
             self._queues["interactive"].clear()
+            if hold_background:
+                return taken
+            taken += self._preempted
             self._preempted.clear()
             background = self._queues["background"]
             while background and running + len(taken) < max_batch:
@@ -472,7 +479,8 @@ class Scheduler:
                 for item in list(live):
                     if self._poll(item):
                         live.remove(item)
-                for job in self._take_for_batch(len(live), engine.max_batch):
+                prefilling = any(i.job.priority == "interactive" and not i.partial for i in live)
+                for job in self._take_for_batch(len(live), engine.max_batch, prefilling):
                     self._admit(engine, job, self._queue_ms(job), live)
                 self._n_running = len(live)
         finally:
