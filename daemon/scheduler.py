@@ -386,7 +386,7 @@ class Scheduler:
         with self._cv:
             self._running = None
             self._last_used = time.monotonic()
-            idle = not self._waiting() and not self._stopping.is_set()
+            idle = not self._waiting() and not self._preempted and not self._stopping.is_set()
             self._cv.notify_all()
         if idle:
             self._set_state("ready" if self._engine is not None or not self._error else "error")
@@ -408,14 +408,8 @@ class Scheduler:
             if getattr(self._engine, "batching", False):
                 solo = self._solo_messages(job)
                 if solo is not None:  # alone: genai's history path, which keeps the images encoded
-                    with self._cv:
-                        self._solo = True
-                    try:
-                        self._n_running = 1
-                        self._generate(job, queue_ms, name, solo=solo)
-                    finally:
-                        with self._cv:
-                            self._solo = False
+                    self._n_running = 1
+                    self._generate(job, queue_ms, name, solo=solo)
                 else:
                     self._run_batch(job, queue_ms)
             else:
@@ -423,6 +417,8 @@ class Scheduler:
                 self._generate(job, queue_ms, name)
         finally:
             self._n_running = 0
+            with self._cv:
+                self._solo = False
             self._finish_running()
 
     def _solo_messages(self, job: Job) -> list[Message] | None:
@@ -431,8 +427,13 @@ class Scheduler:
         with self._cv:
             if self._waiting() or self._preempted or job.seq in self._resume:
                 return None
+            self._solo = True  # from now on a newcomer preempts it (see _preempts)
         messages = self._fit_images(engine, job.messages)
-        return messages if engine.solo_ok(messages) else None
+        if engine.solo_ok(messages):
+            return messages
+        with self._cv:
+            self._solo = False
+        return None
 
     def _queue_ms(self, job: Job) -> float:
         return round((time.monotonic() - self._enqueued_at.pop(job.seq, time.monotonic())) * 1000.0, 2)
