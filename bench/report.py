@@ -355,6 +355,9 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
     if png_name:
         add(f"![tokens/s and CPU seconds per token per path]({png_name})")
         add("")
+    peer = result.get("peer")
+    if peer:
+        _peer_section(add, peer)
     add("## What these numbers mean, and what they don't")
     add("")
     add("- They compare the three ways to run the same model on the same CPU, side by side and interleaved, so "
@@ -375,6 +378,26 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         "was. The ratios are the robust part.")
     add("")
     return "\n".join(L)
+
+
+def _peer_section(add: Any, peer: dict[str, Any]) -> None:
+    """The peer users compare with (llama.cpp, Ollama's engine): figures and the command that produced them."""
+    add("## The peer: llama.cpp on the same model shape")
+    add("")
+    add(f"Not measured by `bench/run.py` (the project does not build llama.cpp): {peer['source']}")
+    add("")
+    add("| | llama.cpp | VLMPipeline |")
+    add("|---|---:|---:|")
+    for row in peer["rows"]:
+        add(f"| {row['what']} | {row['peer']} | {row['openvino']} |")
+    add("")
+    add("How it was run:")
+    add("")
+    add("```")
+    for line in peer["commands"]:
+        add(line)
+    add("```")
+    add("")
 
 
 def _speed_section(add: Any, speed: dict[str, Any], sec: dict[str, Any]) -> None:

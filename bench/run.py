@@ -702,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
         result["runs"] = [*old.get("runs", [{k: old.get(k) for k in ("command", "started", "finished")}]),
                           {k: result[k] for k in ("command", "started", "finished")}]
         result["sections"] = merged
+        if "peer" in old:  # written by hand from a run outside this script; kept across merges
+            result["peer"] = old["peer"]
         result["started"] = min(old.get("started", result["started"]), result["started"])
         if "bandwidth" in merged and "core" in merged:  # shares against the (merged) core figures
             merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"], model)
