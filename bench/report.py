@@ -391,7 +391,7 @@ def _peer_section(add: Any, peer: dict[str, Any]) -> None:
     for row in peer["rows"]:
         add(f"| {row['what']} | {row['peer']} | {row['openvino']} |")
     add("")
-    add("How it was run:")
+    add("How to reproduce it (the issue gives the settings; this command line is rebuilt from them):")
     add("")
     add("```")
     for line in peer["commands"]:
