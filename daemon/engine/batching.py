@@ -44,6 +44,7 @@ from .prompt import neutralise_tags, render_genai
 
 _RUNNING = ov_genai.GenerationStatus.RUNNING
 _CANCEL = ov_genai.GenerationStatus.CANCEL
+_IGNORED = ov_genai.GenerationStatus.IGNORED
 
 
 def _short(exc: BaseException) -> str:
@@ -103,6 +104,9 @@ class BatchRequest:
             return False
         if status == _CANCEL:
             return self._end(cancelled=True)
+        if status == _IGNORED:  # genai drops a request the KV pool cannot hold
+            self._end(cancelled=True)
+            raise EngineError("the request does not fit the KV cache: raise [engine] kv_cache_gb or send less")
         self._streamer.end()  # the detokenizer holds back incomplete UTF-8 until the end
         return self._end(cancelled=self._cancel.is_set())
 
