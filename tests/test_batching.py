@@ -1,35 +1,35 @@
 """Continuous batching on the real tiny model: interleaved streams, cancel, exact outputs, interactive first.
 
 The engine is genai's ContinuousBatchingPipeline on CPU, driven by the scheduler's worker.
-Exact-output comparisons pin INFERENCE_PRECISION_HINT and KV_CACHE_PRECISION to f32: on
-AVX-512/AMX CPUs the defaults can flip near-tied tokens of the random model between a batch
-of four and a batch of one. Every generation is forced to its length (min = max new tokens).
+Exact-output comparisons pin the CPU to f32 (conftest.EXACT_PRECISION): on AVX-512/AMX CPUs
+the defaults can flip near-tied tokens of the random model between a batch of four and a
+batch of one. Every generation is forced to its length (min = max new tokens).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import EXACT_PRECISION
 from PIL import Image
 from servicetools import RecordingSink, wait_for
 
 from daemon.engine.base import GenerationOptions, Message
 from daemon.engine.loader import load_engine
-from daemon.engine.placement import PlacementSettings
 from daemon.jobs import Busy, Job
 from daemon.scheduler import Scheduler
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
 COLOURS = [(200, 30, 30), (10, 200, 30), (10, 20, 230), (200, 200, 30)]
 LONG = 3000  # forced tokens: seconds on the tiny model; every test that starts one cancels or stops it
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model: Path):
-    eng = load_engine(tiny_model, "genai", "CPU", PlacementSettings(extra_properties=F32, max_batch=4))
+    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=4))
     assert getattr(eng, "batching", False), type(eng).__name__
     yield eng
     eng.close()
@@ -151,7 +151,7 @@ def test_interactive_request_gets_its_first_token_while_background_streams(engin
 
 
 def test_max_batch_bounds_background_work_and_the_queue_bound_still_holds(engine, tiny_model: Path) -> None:
-    one = load_engine(tiny_model, "genai", "CPU", PlacementSettings(extra_properties=F32, max_batch=1))
+    one = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=1))
     s = start(one, queue_size=2)
     try:
         running = job(0, LONG)
@@ -245,7 +245,7 @@ def test_two_conversations_about_the_same_image_each_depend_only_on_their_own_tu
 @pytest.fixture(scope="module")
 def serial(tiny_model: Path):
     """VLMPipeline, one request at a time (what the NPU runs): the popup preempts background work."""
-    eng = load_engine(tiny_model, "genai", "CPU", PlacementSettings(extra_properties=F32, batching=False))
+    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, batching=False))
     assert not getattr(eng, "batching", False) and eng.preemptible
     yield eng
     eng.close()
@@ -333,7 +333,7 @@ def test_popup_follow_ups_run_the_vision_encoder_once(engine) -> None:
 
 
 def test_without_the_conversation_cache_every_follow_up_encodes_again(tiny_model: Path) -> None:
-    eng = load_engine(tiny_model, "genai", "CPU", PlacementSettings(extra_properties=F32, reuse_images=False))
+    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, reuse_images=False))
     s = start(eng)
     try:
         converse(s, Image.new("RGB", (160, 96), (30, 160, 90)), ["What is on screen?", "And then?"])

@@ -35,7 +35,6 @@ class PlacementSettings:
     max_batch: int = 4
     kv_cache_gb: int = 1
     reuse_images: bool = True
-    extra_properties: dict[str, Any] = field(default_factory=dict)  # e.g. precision pins in exact-output tests
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,7 @@ class Placement:
 
 
 def _base(settings: PlacementSettings) -> dict[str, Any]:
-    base = {"CACHE_DIR": settings.cache_dir} if settings.cache_dir else {}
-    return {**base, **settings.extra_properties}
+    return {"CACHE_DIR": settings.cache_dir} if settings.cache_dir else {}
 
 
 def _npu_props(settings: PlacementSettings) -> dict[str, Any]:
