@@ -310,10 +310,14 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
                 continue
             add(f"| {n} | {c['aggregate_tps']:.2f} | {c['wall_s']:.1f} | {_stat(c['ttft_s'])} | {_stat(c['e2e_s'])} |")
         add("")
-        add("The daemon has one engine and one worker: requests queue and run one after another, so aggregate "
-            "throughput stays that of one client while the later clients wait (their time to first token "
-            "grows). Side by side they could not go faster here anyway: one generation already keeps both cores "
-            "and the memory bus busy. Conditions: " + _load_line(secs["concurrency"]) + ".")
+        if conc.get("batching"):
+            add("The daemon ran with continuous batching (`[engine] batching = true`, the default since issue 13): "
+                "requests share each decoding step. Conditions: " + _load_line(secs["concurrency"]) + ".")
+        else:
+            add("Measured before continuous batching (issue 13; see the speed section when present): the daemon "
+                "had one engine and one worker, so requests queued and ran one after another, aggregate "
+                "throughput stayed that of one client while the later clients waited (their time to first token "
+                "grows). Conditions: " + _load_line(secs["concurrency"]) + ".")
         add("")
     speed = secs.get("speed", {}).get("data")
     if speed:

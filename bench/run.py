@@ -287,11 +287,11 @@ def run_idle(daemon: Daemon, seconds: float) -> dict[str, Any]:
 
 
 def run_concurrency(daemon: Daemon, counts: list[int], tokens: int, size: tuple[int, int],
-                    seed0: int = 50000) -> dict[str, Any]:
+                    seed0: int = 50000, batching: bool = True) -> dict[str, Any]:
     """N clients (threads, one ipc Client each) ask at once, each with a fresh image; aggregate tokens/s."""
     from ipc.client import Client
 
-    out: dict[str, Any] = {"image_size": list(size), "max_new_tokens": tokens}
+    out: dict[str, Any] = {"image_size": list(size), "max_new_tokens": tokens, "batching": batching}
     seed = seed0
     for n in counts:
         blobs = []
@@ -422,7 +422,7 @@ def run_speed(model: Path, work: Path, logf: Any, cfg: argparse.Namespace) -> di
         try:
             out["modes"][mode] = {
                 "concurrency": run_concurrency(daemon, cfg.speed_counts, cfg.concurrency_tokens,
-                                               cfg.concurrency_size, seed0=60000),
+                                               cfg.concurrency_size, seed0=60000, batching=mode == "on"),
                 "follow_up": run_follow_up(daemon, cfg.follow_rounds, cfg.concurrency_tokens, cfg.size,
                                            seed0=70000),
                 "interactive": run_interactive(daemon, cfg.follow_rounds, 4 * cfg.concurrency_tokens,
