@@ -10,7 +10,10 @@ popup question never waits for background answers. With a serial engine that can
 continue an answer (`preemptible`: VLMPipeline, i.e. the NPU or batching off), a popup
 question preempts a running background job at the next token; that job goes back to
 the head of the background line and later continues its answer where it stopped
-(its stream goes on; it gets no second start and one terminal event).
+(its stream goes on; it gets no second start and one terminal event). A batching engine
+runs a job "solo" when nothing else waits and the engine can then reuse the conversation's
+encoded images (genai's history path); newcomers preempt it the same way and it
+continues inside the batch.
 
 Guarantees:
 - `interactive` jobs run before `background` ones; first come, first served within a priority.
@@ -76,7 +79,7 @@ class _RunFlag(threading.Event):
 
 
 class _Resume:
-    """What a preempted job had delivered, to continue from (serial engines only)."""
+    """What a preempted job had delivered, to continue from (serial engines; solo jobs of batching ones)."""
 
     def __init__(self, chunks: list[str], tokens: int, figures: Figures, deadline: float, started: float) -> None:
         self.chunks = chunks
