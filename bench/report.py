@@ -310,7 +310,11 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
                 continue
             add(f"| {n} | {c['aggregate_tps']:.2f} | {c['wall_s']:.1f} | {_stat(c['ttft_s'])} | {_stat(c['e2e_s'])} |")
         add("")
-        if conc.get("batching"):
+        if "batching" in conc and not conc["batching"]:
+            add("The daemon ran with its default `[engine] batching = false`: one request at a time, so aggregate "
+                "throughput stays that of one client while the later clients wait. Conditions: "
+                + _load_line(secs["concurrency"]) + ".")
+        elif conc.get("batching"):
             add("The daemon ran with continuous batching (`[engine] batching = true`, the default since issue 13): "
                 "requests share each decoding step. Conditions: " + _load_line(secs["concurrency"]) + ".")
         else:

@@ -287,7 +287,7 @@ def run_idle(daemon: Daemon, seconds: float) -> dict[str, Any]:
 
 
 def run_concurrency(daemon: Daemon, counts: list[int], tokens: int, size: tuple[int, int],
-                    seed0: int = 50000, batching: bool = True) -> dict[str, Any]:
+                    seed0: int = 50000, batching: bool = False) -> dict[str, Any]:
     """N clients (threads, one ipc Client each) ask at once, each with a fresh image; aggregate tokens/s."""
     from ipc.client import Client
 

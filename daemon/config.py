@@ -81,9 +81,11 @@ class CpuConfig:
 
 @dataclass
 class EngineConfig:
-    batching: bool = True  # CPU/GPU: requests share each decoding step (continuous batching); NPU: always one at a time
+    batching: bool = False  # CPU/GPU: requests share each decoding step (continuous batching); NPU: one at a time
     max_batch: int = 4  # requests decoding together; an interactive (popup) request joins even when full
-    kv_cache_gb: int = 1  # KV-cache pool on CPU/GPU, also the prefix cache that makes follow-ups fast (LRU)
+    kv_cache_gb: int = 0  # CPU/GPU KV cache: 0 = grows with the running requests, >0 = a fixed pool of that size
+    preempt: bool = False  # no batching (NPU, or batching off): a popup question stops a background answer at
+    # the next token; that answer continues afterwards from where it stopped
     reuse_images: bool = True  # CPU/GPU: a follow-up of the last conversation does not encode its images again
 
 
@@ -261,7 +263,7 @@ def _check_ranges(cfg: Config, source: str) -> None:
          "-1 (the default), 0 (off) or a group size"),
         ("npu.min_response_len", cfg.npu.min_response_len >= 1, "at least 1"),
         ("engine.max_batch", 1 <= cfg.engine.max_batch <= 64, "in 1..64"),
-        ("engine.kv_cache_gb", 1 <= cfg.engine.kv_cache_gb <= 256, "in 1..256"),
+        ("engine.kv_cache_gb", 0 <= cfg.engine.kv_cache_gb <= 256, "in 0..256"),
         ("server.port", 0 <= cfg.server.port <= 65535, "in 0..65535"),
         ("http.port", 1 <= cfg.http.port <= 65535, "in 1..65535"),
         ("remote.connect_timeout_s", cfg.remote.connect_timeout_s > 0, "more than 0"),

@@ -143,6 +143,7 @@ class Scheduler:
         demo: bool = False,
         model_name: str = "",
         model_path: str = "",
+        preempt: bool = False,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
@@ -163,6 +164,7 @@ class Scheduler:
         self._resume: dict[int, _Resume] = {}
         self._preempt = threading.Event()
         self._solo = False  # a batching engine runs one job through its history path (preemptible)
+        self._preempt_serial = preempt  # serial engines: a popup question stops background work ([engine] preempt)
         self._running: Job | None = None
         self._n_running = 0  # jobs in the engine (several when batching)
         self._engine: Engine | None = None
@@ -279,7 +281,7 @@ class Scheduler:
         """A serial engine that can continue answers, or a batching engine running one job solo."""
         engine = self._engine
         return bool(engine is not None and getattr(engine, "preemptible", False)
-                    and (self._solo or not getattr(engine, "batching", False)))
+                    and (self._solo or (self._preempt_serial and not getattr(engine, "batching", False))))
 
     def _preempts(self, newcomer: Job, running: Job) -> bool:  # lock held
         """Serial engines: a popup question stops background work. Solo: any job stops background work

@@ -122,6 +122,7 @@ class Service:
                 demo=self.demo,
                 model_name=model_name,
                 model_path=str(self.model_dir) if self.model_dir is not None else "",
+                preempt=cfg.engine.preempt,
             )
             self.scheduler.start()
             from .openai_api.runner import HttpApi, WithHttpStatus

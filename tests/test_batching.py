@@ -29,7 +29,7 @@ LONG = 3000  # forced tokens: seconds on the tiny model; every test that starts 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model: Path):
-    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=4))
+    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=4, batching=True))
     assert getattr(eng, "batching", False), type(eng).__name__
     yield eng
     eng.close()
@@ -151,7 +151,7 @@ def test_interactive_request_gets_its_first_token_while_background_streams(engin
 
 
 def test_max_batch_bounds_background_work_and_the_queue_bound_still_holds(engine, tiny_model: Path) -> None:
-    one = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=1))
+    one = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=1, batching=True))
     s = start(one, queue_size=2)
     try:
         running = job(0, LONG)
@@ -253,7 +253,7 @@ def serial(tiny_model: Path):
 
 def test_serial_engine_popup_preempts_background_which_then_continues_its_answer(serial) -> None:
     n = LONG
-    s = start(serial)
+    s = start(serial, preempt=True)
     try:
         background, queued = job(0, n), job(1, 8)
         s.submit(background)
@@ -277,7 +277,7 @@ def test_serial_engine_popup_preempts_background_which_then_continues_its_answer
 
 
 def test_serial_engine_preempted_job_cancelled_while_waiting_ends_once_with_its_partial_text(serial) -> None:
-    s = start(serial)
+    s = start(serial, preempt=True)
     try:
         background = job(0, LONG)
         s.submit(background)
@@ -333,7 +333,7 @@ def test_popup_follow_ups_run_the_vision_encoder_once(engine) -> None:
 
 
 def test_without_the_conversation_cache_every_follow_up_encodes_again(tiny_model: Path) -> None:
-    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, reuse_images=False))
+    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, reuse_images=False, batching=True))
     s = start(eng)
     try:
         converse(s, Image.new("RGB", (160, 96), (30, 160, 90)), ["What is on screen?", "And then?"])

@@ -3,10 +3,12 @@
 Why: with one loaded model, the popup and several apps must not wait for each
 other's whole answers. Requests join and leave at token boundaries; a newcomer's
 prefill is split into chunks that share steps with the others' decode tokens
-(genai's dynamic split-fuse), so a popup question starts at once. The KV cache is
-one pool of `kv_cache_gb` with prefix caching: a follow-up reuses the KV blocks of
-the conversation it continues (least recently used blocks are overwritten when the
-pool is full; the pool goes with the engine on idle unload).
+(genai's dynamic split-fuse), so a popup question starts at once. Prefix caching is on:
+a follow-up reuses the KV blocks of the conversation it continues. The KV cache grows
+with the running requests and reuses cached blocks before it grows (`kv_cache_gb` = 0,
+the default; a resident daemon's memory then follows its load, measured flat over
+hundreds of answers by tests/test_endurance.py), or is one fixed pool (`kv_cache_gb` > 0,
+cached blocks kept until the pool is full). It goes with the engine on idle unload.
 
 The scheduler drives it from its one worker thread: `start()` per request (renders
 the prompt and encodes its images), `step()` for one token boundary of all running
@@ -106,7 +108,7 @@ class BatchRequest:
             return self._end(cancelled=True)
         if status == _IGNORED:  # genai drops a request the KV pool cannot hold
             self._end(cancelled=True)
-            raise EngineError("the request does not fit the KV cache: raise [engine] kv_cache_gb or send less")
+            raise EngineError("the request does not fit the KV cache: raise [engine] kv_cache_gb (0 = grow as needed)")
         self._streamer.end()  # the detokenizer holds back incomplete UTF-8 until the end
         return self._end(cancelled=self._cancel.is_set())
 
@@ -164,7 +166,7 @@ class BatchingEngine:
     preemptible = True  # a conversation ending in an assistant message continues it
 
     def __init__(self, model_dir: str, attempt: Attempt, placement: Placement, *, max_batch: int = 4,
-                 kv_cache_gb: int = 1, reuse_images: bool = True) -> None:
+                 kv_cache_gb: int = 0, reuse_images: bool = True) -> None:
         self.model_dir = model_dir
         self.placement = placement
         self.max_batch = max_batch
