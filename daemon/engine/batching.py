@@ -5,10 +5,9 @@ other's whole answers. Requests join and leave at token boundaries; a newcomer's
 prefill is split into chunks that share steps with the others' decode tokens
 (genai's dynamic split-fuse), so a popup question starts at once. Prefix caching is on:
 a follow-up reuses the KV blocks of the conversation it continues. The KV cache grows
-with the running requests and reuses cached blocks before it grows (`kv_cache_gb` = 0,
-the default; a resident daemon's memory then follows its load, measured flat over
-hundreds of answers by tests/test_endurance.py), or is one fixed pool (`kv_cache_gb` > 0,
-cached blocks kept until the pool is full). It goes with the engine on idle unload.
+with the running requests (`kv_cache_gb` = 0, the default) or is one fixed pool
+(`kv_cache_gb` > 0, cached blocks kept until the pool is full). It goes with the engine
+on idle unload. Opt-in (`[engine] batching = true`): see docs/decisions.md for why.
 
 The scheduler drives it from its one worker thread: `start()` per request (renders
 the prompt and encodes its images), `step()` for one token boundary of all running
