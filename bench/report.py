@@ -310,11 +310,22 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
                 continue
             add(f"| {n} | {c['aggregate_tps']:.2f} | {c['wall_s']:.1f} | {_stat(c['ttft_s'])} | {_stat(c['e2e_s'])} |")
         add("")
-        add("The daemon has one engine and one worker: requests queue and run one after another, so aggregate "
-            "throughput stays that of one client while the later clients wait (their time to first token "
-            "grows). Side by side they could not go faster here anyway: one generation already keeps both cores "
-            "and the memory bus busy. Conditions: " + _load_line(secs["concurrency"]) + ".")
+        if "batching" in conc and not conc["batching"]:
+            add("The daemon ran with its default `[engine] batching = false`: one request at a time, so aggregate "
+                "throughput stays that of one client while the later clients wait. Conditions: "
+                + _load_line(secs["concurrency"]) + ".")
+        elif conc.get("batching"):
+            add("The daemon ran with continuous batching (`[engine] batching = true`, the default since issue 13): "
+                "requests share each decoding step. Conditions: " + _load_line(secs["concurrency"]) + ".")
+        else:
+            add("Measured before continuous batching (issue 13; see the speed section when present): the daemon "
+                "had one engine and one worker, so requests queued and ran one after another, aggregate "
+                "throughput stayed that of one client while the later clients waited (their time to first token "
+                "grows). Conditions: " + _load_line(secs["concurrency"]) + ".")
         add("")
+    speed = secs.get("speed", {}).get("data")
+    if speed:
+        _speed_section(add, speed, secs["speed"])
     bw = secs.get("bandwidth", {}).get("data")
     if bw:
         w = bw["weights"]
@@ -352,6 +363,9 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
     if png_name:
         add(f"![tokens/s and CPU seconds per token per path]({png_name})")
         add("")
+    peer = result.get("peer")
+    if peer:
+        _peer_section(add, peer)
     add("## What these numbers mean, and what they don't")
     add("")
     add("- They compare the three ways to run the same model on the same CPU, side by side and interleaved, so "
@@ -372,6 +386,75 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         "was. The ratios are the robust part.")
     add("")
     return "\n".join(L)
+
+
+def _peer_section(add: Any, peer: dict[str, Any]) -> None:
+    """The peer users compare with (llama.cpp, Ollama's engine): figures and the command that produced them."""
+    add("## The peer: llama.cpp on the same model shape")
+    add("")
+    add(f"Not measured by `bench/run.py` (the project does not build llama.cpp): {peer['source']}")
+    add("")
+    add("| | llama.cpp | VLMPipeline |")
+    add("|---|---:|---:|")
+    for row in peer["rows"]:
+        add(f"| {row['what']} | {row['peer']} | {row['openvino']} |")
+    add("")
+    add("How to reproduce it (the issue gives the settings; this command line is rebuilt from them):")
+    add("")
+    add("```")
+    for line in peer["commands"]:
+        add(line)
+    add("```")
+    add("")
+
+
+def _speed_section(add: Any, speed: dict[str, Any], sec: dict[str, Any]) -> None:
+    """Issue 13: concurrency, follow-ups and interactive-first, with the batching on and off."""
+    modes = speed["modes"]
+    add("## Speed where users feel it: batching, follow-ups, the popup first")
+    add("")
+    add(f"The daemon (`qwen-tray run --headless`, CPU) once with `[engine] batching = true` (genai's "
+        f"ContinuousBatchingPipeline, up to {speed['max_batch']} requests per step, prefix caching) and once with "
+        "`batching = false` (VLMPipeline, one request at a time). Conditions: " + _load_line(sec) + ".")
+    add("")
+    add(f"**Concurrency**: N clients ask at once, each a fresh {speed['image_size'][0]}x{speed['image_size'][1]} "
+        f"image and {speed['max_new_tokens']} new tokens; aggregate = all tokens / wall time.")
+    add("")
+    add("| clients | batching on: aggregate tokens/s | on: TTFT per client, s | batching off: aggregate tokens/s "
+        "| off: TTFT per client, s |")
+    add("|---:|---:|---:|---:|---:|")
+    on, off = modes.get("on", {}).get("concurrency", {}), modes.get("off", {}).get("concurrency", {})
+    one_on = on.get("1", {}).get("aggregate_tps")
+    for n in [k for k in on if k.isdigit()]:
+        a, b = on[n], off.get(n, {})
+        add(f"| {n} | {a['aggregate_tps']:.2f} | {_stat(a['ttft_s'])} | "
+            f"{b.get('aggregate_tps', 0):.2f} | {_stat(b.get('ttft_s'))} |")
+    if one_on and "4" in on:
+        add("")
+        add(f"4 clients / 1 client with batching on: **{on['4']['aggregate_tps'] / one_on:.2f}x** (goal 1.8x).")
+    add("")
+    add("**Follow-up**: a first question about a fresh image, then \"" + "And what should I click next?"
+        + "\" in the same conversation (the client sends the whole conversation with the image again).")
+    add("")
+    add("| | batching on | batching off |")
+    add("|---|---:|---:|")
+    fo, ff = modes.get("on", {}).get("follow_up", {}), modes.get("off", {}).get("follow_up", {})
+    add(f"| first question TTFT, s | {_stat(fo.get('first_ttft_s'))} | {_stat(ff.get('first_ttft_s'))} |")
+    add(f"| follow-up TTFT, s | {_stat(fo.get('follow_ttft_s'))} | {_stat(ff.get('follow_ttft_s'))} |")
+    add(f"| follow-up / first | {_stat(fo.get('ratio'))} | {_stat(ff.get('ratio'))} |")
+    add("")
+    add("**Interactive during background**: a popup-priority question on the idle daemon, then the same kind of "
+        "question while a background answer streams.")
+    add("")
+    add("| | batching on | batching off |")
+    add("|---|---:|---:|")
+    io, iff = modes.get("on", {}).get("interactive", {}), modes.get("off", {}).get("interactive", {})
+    add(f"| TTFT on an idle daemon, s | {_stat(io.get('idle_ttft_s'))} | {_stat(iff.get('idle_ttft_s'))} |")
+    add(f"| TTFT during a background answer, s | {_stat(io.get('busy_ttft_s'))} | {_stat(iff.get('busy_ttft_s'))} |")
+    add(f"| during / idle | {_stat(io.get('ratio'))} | {_stat(iff.get('ratio'))} |")
+    add(f"| background answers that ended before the popup's (of {len(fo.get('runs', [])) or '-'}) | "
+        f"{io.get('background_ended_first', '-')} | {iff.get('background_ended_first', '-')} |")
+    add("")
 
 
 def write_report(result: dict[str, Any], out_dir: Path, *, draw: bool = True) -> tuple[Path, Path | None]:

@@ -21,6 +21,7 @@ turns it into docs/benchmarks.md and docs/benchmarks.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ TINY = ROOT / "tests" / "fixtures" / "tiny-qwen3-vl-ov"
 PATHS = ("daemon", "genai", "optimum")
 LABELS = {"daemon": "(a) daemon via ipc client", "genai": "(b) VLMPipeline in-process",
           "optimum": "(c) optimum-intel generate (seed)"}
-SECTIONS = ("core", "idle", "concurrency", "ipc", "desktop", "bandwidth")
+SECTIONS = ("core", "idle", "concurrency", "speed", "ipc", "desktop", "bandwidth")
 
 
 def log(msg: str) -> None:
@@ -286,11 +287,11 @@ def run_idle(daemon: Daemon, seconds: float) -> dict[str, Any]:
 
 
 def run_concurrency(daemon: Daemon, counts: list[int], tokens: int, size: tuple[int, int],
-                    seed0: int = 50000) -> dict[str, Any]:
+                    seed0: int = 50000, batching: bool = False) -> dict[str, Any]:
     """N clients (threads, one ipc Client each) ask at once, each with a fresh image; aggregate tokens/s."""
     from ipc.client import Client
 
-    out: dict[str, Any] = {"image_size": list(size), "max_new_tokens": tokens}
+    out: dict[str, Any] = {"image_size": list(size), "max_new_tokens": tokens, "batching": batching}
     seed = seed0
     for n in counts:
         blobs = []
@@ -329,6 +330,106 @@ def run_concurrency(daemon: Daemon, counts: list[int], tokens: int, size: tuple[
                        "ttft_s": summary([r["ttft_s"] for r in results]),
                        "e2e_s": summary([r["e2e_s"] for r in results])}
         log(f"concurrency {n}: {total} tokens in {wall:.1f} s -> {total / wall:.2f} tok/s aggregate")
+    return out
+
+
+# ---------------------------------------------------------------- speed where users feel it (issue 13)
+
+
+def _timed(answer: Any) -> dict[str, Any]:
+    """Drain one streamed answer: seconds to the first text and to the end (from when it was accepted)."""
+    t0 = time.perf_counter()
+    first = None
+    chunks: list[str] = []
+    for chunk in answer:
+        if chunk and first is None:
+            first = time.perf_counter()
+        chunks.append(chunk)
+    end = time.perf_counter()
+    usage = (answer.result or {}).get("usage", {})
+    return {"ttft_s": round((first or end) - t0, 3), "e2e_s": round(end - t0, 3), "text": "".join(chunks),
+            "tokens": usage.get("completion_tokens", 0), "end": end, "first": first or end}
+
+
+def run_follow_up(daemon: Daemon, rounds: int, tokens: int, size: tuple[int, int], seed0: int) -> dict[str, Any]:
+    """A first question about a fresh image, then a follow-up in the same conversation (image sent again)."""
+    from ipc.client import Client
+
+    runs = []
+    with Client(daemon.connection, timeout=1800.0) as client:
+        for r in range(rounds):
+            blob = png_bytes(noise_image(seed0 + r, size))
+            parts = [{"type": "image", "blob": 0}, {"type": "text", "text": QUESTION}]
+            first_msgs = [{"role": "user", "content": parts}]
+            t0 = time.perf_counter()
+            first = _timed(client.generate(first_msgs, [blob], max_new_tokens=tokens))
+            first["ttft_s"] = round(first["first"] - t0, 3)
+            msgs = [*first_msgs, {"role": "assistant", "content": first["text"]},
+                    {"role": "user", "content": FOLLOW_UP}]
+            t0 = time.perf_counter()
+            follow = _timed(client.generate(msgs, [blob], max_new_tokens=8))
+            follow["ttft_s"] = round(follow["first"] - t0, 3)
+            runs.append({"first_ttft_s": first["ttft_s"], "follow_ttft_s": follow["ttft_s"],
+                         "ratio": round(follow["ttft_s"] / first["ttft_s"], 3) if first["ttft_s"] else None})
+            log(f"follow-up: first {first['ttft_s']:.2f} s, follow-up {follow['ttft_s']:.2f} s")
+    return {"runs": runs, "first_ttft_s": summary([r["first_ttft_s"] for r in runs]),
+            "follow_ttft_s": summary([r["follow_ttft_s"] for r in runs]),
+            "ratio": summary([r["ratio"] for r in runs])}
+
+
+def run_interactive(daemon: Daemon, rounds: int, background_tokens: int, size: tuple[int, int],
+                    seed0: int) -> dict[str, Any]:
+    """A popup-priority question on an idle daemon, then the same kind while a background answer streams."""
+    from ipc.client import Client, RequestRejected
+
+    def ask(client: Any, seed: int) -> dict[str, Any]:
+        blob = png_bytes(noise_image(seed, size))
+        t0 = time.perf_counter()
+        out = _timed(client.ask(blob, QUESTION, max_new_tokens=8, priority="interactive"))
+        out["ttft_s"] = round(out["first"] - t0, 3)
+        return out
+
+    idle, busy, background_ended_first = [], [], 0
+    with Client(daemon.connection, timeout=1800.0) as fg, Client(daemon.connection, timeout=1800.0) as bg:
+        for r in range(rounds):
+            idle.append(ask(fg, seed0 + 2 * r)["ttft_s"])
+            answer = bg.ask(png_bytes(noise_image(seed0 + 1000 + r, size)), QUESTION,
+                            max_new_tokens=background_tokens)
+            it = iter(answer)
+            next(c for c in it if c)  # the background answer is streaming
+            asked = ask(fg, seed0 + 2 * r + 1)
+            busy.append(asked["ttft_s"])
+            with contextlib.suppress(RequestRejected):  # it had ended already
+                answer.cancel()
+            for _ in it:
+                pass
+            # cancelled = it was still streaming when the interactive answer had ended
+            background_ended_first += int((answer.result or {}).get("finish_reason") != "cancelled")
+            log(f"interactive: idle {idle[-1]:.2f} s, during background {busy[-1]:.2f} s")
+    return {"idle_ttft_s": summary(idle), "busy_ttft_s": summary(busy),
+            "ratio": summary([b / i for b, i in zip(busy, idle, strict=True) if i]),
+            "background_tokens": background_tokens, "background_ended_first": background_ended_first}
+
+
+def run_speed(model: Path, work: Path, logf: Any, cfg: argparse.Namespace) -> dict[str, Any]:
+    """Issue 13's figures with the batching on and off: concurrency, follow-up ratio, interactive during background."""
+    out: dict[str, Any] = {"image_size": list(cfg.concurrency_size), "max_new_tokens": cfg.concurrency_tokens,
+                           "follow_up_image_size": list(cfg.size), "max_batch": 8, "modes": {}}
+    for mode in ("on", "off"):
+        extra = f"\n[engine]\nbatching = {'true' if mode == 'on' else 'false'}\nmax_batch = 8\n"
+        daemon = Daemon(str(model), work / f"speed-{mode}", logf, extra_config=extra)
+        daemon.start()
+        try:
+            out["modes"][mode] = {
+                "concurrency": run_concurrency(daemon, cfg.speed_counts, cfg.concurrency_tokens,
+                                               cfg.concurrency_size, seed0=60000, batching=mode == "on"),
+                "follow_up": run_follow_up(daemon, cfg.follow_rounds, cfg.concurrency_tokens, cfg.size,
+                                           seed0=70000),
+                "interactive": run_interactive(daemon, cfg.follow_rounds, 4 * cfg.concurrency_tokens,
+                                               cfg.concurrency_size, seed0=80000),
+            }
+        finally:
+            daemon.stop()
     return out
 
 
@@ -473,6 +574,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--follow-rounds", type=int, default=1, help="rounds that also ask a follow-up (default 1)")
     ap.add_argument("--idle-seconds", type=float, help="idle window (default 60; smoke 3)")
     ap.add_argument("--concurrency", default=None, help="client counts, e.g. 1,2,4 (smoke 1,2)")
+    ap.add_argument("--speed-counts", default=None,
+                    help="client counts of the speed section (default 1,2,4,8; smoke 1,2)")
     ap.add_argument("--concurrency-tokens", type=int, help="tokens per concurrent request (default 32; smoke 8)")
     ap.add_argument("--concurrency-size", default=None, help="image WxH per concurrent request (default 256x256)")
     ap.add_argument("--repeats", type=int, help="repeats for IPC and desktop figures (default 10; smoke 3)")
@@ -492,6 +595,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.follow_tokens = min(a.follow_tokens, a.tokens)
     a.idle_seconds = a.idle_seconds if a.idle_seconds is not None else (2.0 if smoke else 60.0)
     a.concurrency = [int(x) for x in (a.concurrency or ("1,2" if smoke else "1,2,4")).split(",")]
+    a.speed_counts = [int(x) for x in (a.speed_counts or ("1,2" if smoke else "1,2,4,8")).split(",")]
     a.concurrency_tokens = a.concurrency_tokens or (8 if smoke else 32)
     a.concurrency_size = tuple(int(v) for v in (a.concurrency_size or "256x256").lower().split("x"))
     a.warmup_size = (64, 64)
@@ -537,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
                   "ir_bytes": sum(p.stat().st_size for p in model.glob("*.bin"))},
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()
                      if k in ("rounds", "tokens", "follow_tokens", "follow_rounds", "idle_seconds", "concurrency",
-                              "concurrency_tokens", "concurrency_size", "warmup_size", "repeats", "bandwidth_mb",
+                              "concurrency_tokens", "concurrency_size", "speed_counts",
+                              "warmup_size", "repeats", "bandwidth_mb",
                               "size", "sections")},
         "sections": {},
     }
@@ -576,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if p3:
             p3.close()
+    section("speed", lambda: run_speed(model, work, logf, cfg))
     section("ipc", lambda: run_ipc(work, logf, cfg.repeats))
     section("desktop", lambda: run_desktop(work, logf, cfg.repeats))
     core = result["sections"].get("core", {}).get("data")
@@ -596,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
         result["runs"] = [*old.get("runs", [{k: old.get(k) for k in ("command", "started", "finished")}]),
                           {k: result[k] for k in ("command", "started", "finished")}]
         result["sections"] = merged
+        if "peer" in old:  # written by hand from a run outside this script; kept across merges
+            result["peer"] = old["peer"]
         result["started"] = min(old.get("started", result["started"]), result["started"])
         if "bandwidth" in merged and "core" in merged:  # shares against the (merged) core figures
             merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"], model)

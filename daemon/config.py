@@ -80,6 +80,16 @@ class CpuConfig:
 
 
 @dataclass
+class EngineConfig:
+    batching: bool = False  # CPU/GPU: requests share each decoding step (continuous batching); NPU: one at a time
+    max_batch: int = 4  # requests decoding together; an interactive (popup) request joins even when full
+    kv_cache_gb: int = 0  # CPU/GPU KV cache: 0 = grows with the running requests, >0 = a fixed pool of that size
+    preempt: bool = False  # no batching (NPU, or batching off): a popup question stops a background answer at
+    # the next token; that answer continues afterwards from where it stopped
+    reuse_images: bool = True  # CPU/GPU: a follow-up of the last conversation does not encode its images again
+
+
+@dataclass
 class ServerConfig:
     port: int = 0  # 0 = any free port on 127.0.0.1
     queue_size: int = 32
@@ -141,6 +151,7 @@ class Config:
     npu: NpuConfig = field(default_factory=NpuConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     cpu: CpuConfig = field(default_factory=CpuConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
@@ -251,6 +262,8 @@ def _check_ranges(cfg: Config, source: str) -> None:
         ("cpu.dynamic_quantization_group_size", cfg.cpu.dynamic_quantization_group_size >= -1,
          "-1 (the default), 0 (off) or a group size"),
         ("npu.min_response_len", cfg.npu.min_response_len >= 1, "at least 1"),
+        ("engine.max_batch", 1 <= cfg.engine.max_batch <= 64, "in 1..64"),
+        ("engine.kv_cache_gb", 0 <= cfg.engine.kv_cache_gb <= 256, "in 0..256"),
         ("server.port", 0 <= cfg.server.port <= 65535, "in 0..65535"),
         ("http.port", 1 <= cfg.http.port <= 65535, "in 1..65535"),
         ("remote.connect_timeout_s", cfg.remote.connect_timeout_s > 0, "more than 0"),

@@ -48,6 +48,10 @@ def placement_settings(paths: Paths, cfg: Config) -> PlacementSettings:
         cpu_inference_precision=cfg.cpu.inference_precision,
         cpu_kv_cache_precision=cfg.cpu.kv_cache_precision,
         cpu_dynamic_quantization_group_size=cfg.cpu.dynamic_quantization_group_size,
+        batching=cfg.engine.batching,
+        max_batch=cfg.engine.max_batch,
+        kv_cache_gb=cfg.engine.kv_cache_gb,
+        reuse_images=cfg.engine.reuse_images,
     )
 
 
@@ -118,6 +122,7 @@ class Service:
                 demo=self.demo,
                 model_name=model_name,
                 model_path=str(self.model_dir) if self.model_dir is not None else "",
+                preempt=cfg.engine.preempt,
             )
             self.scheduler.start()
             from .openai_api.runner import HttpApi, WithHttpStatus

@@ -34,7 +34,13 @@ def test_bench_smoke_runs_every_path_and_section(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / "benchmarks.json").read_text())
     assert result["mode"] == "smoke"
-    assert set(result["sections"]) == {"core", "idle", "concurrency", "ipc", "desktop", "bandwidth"}
+    assert set(result["sections"]) == {"core", "idle", "concurrency", "speed", "ipc", "desktop", "bandwidth"}
+    speed = result["sections"]["speed"]["data"]
+    assert set(speed["modes"]) == {"on", "off"}
+    for mode in speed["modes"].values():
+        assert {"1", "2"} <= set(mode["concurrency"])
+        assert all(mode["concurrency"][n]["tokens"] >= 1 for n in ("1", "2"))
+        assert _stat_ok(mode["follow_up"]["ratio"]) and _stat_ok(mode["interactive"]["busy_ttft_s"])
     mach = result["machine"]
     assert mach["cpu"] and mach["logical_cores"] >= 1 and mach["memory_gb"] > 0 and mach["os"]
 
@@ -90,7 +96,7 @@ def test_bench_smoke_runs_every_path_and_section(tmp_path: Path) -> None:
     md = (out / "benchmarks.md").read_text()
     for heading in ("## Machine and model", "## The seed's workload, three ways", "### Follow-up question",
                     "## Idle", "## Desktop (Xvfb 1920x1080)", "## IPC overhead", "## Concurrency",
-                    "## The limit: memory bandwidth", "## What these numbers mean"):
+                    "## Speed where users feel it", "## The limit: memory bandwidth", "## What these numbers mean"):
         assert heading in md, heading
     assert "(a)/(b) = **" in md and "(a)/(c) = **" in md
     assert "![tokens/s and CPU seconds per token per path](benchmarks.png)" in md

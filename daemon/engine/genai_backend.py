@@ -19,18 +19,37 @@ import openvino_genai as ov_genai
 
 from .base import EngineError, Figures, GenerationOptions, GenerationResult, Message, OnChunk
 from .placement import Attempt, Placement
-from .prompt import genai_messages
+from .prompt import render_genai
 
 
-def _to_tensor(image: Any) -> ov.Tensor:
+def to_tensor(image: Any) -> ov.Tensor:
+    """A PIL image as the [1, H, W, 3] uint8 tensor genai takes."""
     arr = np.asarray(image.convert("RGB") if image.mode != "RGB" else image, dtype=np.uint8)
     return ov.Tensor(np.ascontiguousarray(arr[None]))
+
+
+def generation_config(cfg: ov_genai.GenerationConfig, options: GenerationOptions) -> ov_genai.GenerationConfig:
+    """`cfg` (the model's defaults) set to `options`; the prompt is already rendered, with image tags."""
+    cfg.max_new_tokens = options.max_new_tokens
+    cfg.min_new_tokens = options.min_new_tokens
+    cfg.apply_chat_template = False  # we render the template ourselves, with image tags
+    if options.temperature > 0:
+        cfg.do_sample = True
+        cfg.temperature = options.temperature
+        cfg.top_p = options.top_p
+    else:
+        cfg.do_sample = False
+    if options.stop:
+        cfg.stop_strings = set(options.stop)
+        cfg.include_stop_str_in_output = False
+    return cfg
 
 
 class GenaiEngine:
     """VLMPipeline on the device an `Attempt` names."""
 
     backend = "genai"
+    preemptible = True  # a conversation ending in an assistant message continues it (see prompt.render_genai)
 
     def __init__(self, model_dir: str, attempt: Attempt, placement: Placement) -> None:
         self.model_dir = model_dir
@@ -41,22 +60,6 @@ class GenaiEngine:
     def count_text_tokens(self, text: str) -> int:
         return int(self._tokenizer.encode(text).input_ids.get_shape()[1])
 
-    def _config(self, options: GenerationOptions) -> ov_genai.GenerationConfig:
-        cfg = self._pipe.get_generation_config()
-        cfg.max_new_tokens = options.max_new_tokens
-        cfg.min_new_tokens = options.min_new_tokens
-        cfg.apply_chat_template = False  # we render the template ourselves, with image tags
-        if options.temperature > 0:
-            cfg.do_sample = True
-            cfg.temperature = options.temperature
-            cfg.top_p = options.top_p
-        else:
-            cfg.do_sample = False
-        if options.stop:
-            cfg.stop_strings = set(options.stop)
-            cfg.include_stop_str_in_output = False
-        return cfg
-
     def generate(
         self,
         messages: Sequence[Message],
@@ -64,36 +67,39 @@ class GenaiEngine:
         on_chunk: OnChunk,
         cancel: threading.Event,
     ) -> GenerationResult:
-        chat, images = genai_messages(messages)
-        prompt = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True)
+        prompt, images = render_genai(self._tokenizer, messages)
         streamed: list[str] = []
         first_at: list[float] = []
+        interrupted: list[bool] = []  # the streamer told genai to stop: the answer did not end by itself
 
         def streamer(chunk: str) -> ov_genai.StreamingStatus:
             if cancel.is_set():
+                interrupted.append(True)
                 return ov_genai.StreamingStatus.CANCEL
             if chunk:
                 if not first_at:
                     first_at.append(time.perf_counter())
                 streamed.append(chunk)
                 on_chunk(chunk)
-            return ov_genai.StreamingStatus.CANCEL if cancel.is_set() else ov_genai.StreamingStatus.RUNNING
+            if cancel.is_set():
+                interrupted.append(True)
+                return ov_genai.StreamingStatus.CANCEL
+            return ov_genai.StreamingStatus.RUNNING
 
         started = time.perf_counter()
         try:
             result = self._pipe.generate(
                 prompt,
-                images=[_to_tensor(i) for i in images],
-                generation_config=self._config(options),
+                images=[to_tensor(i) for i in images],
+                generation_config=generation_config(self._pipe.get_generation_config(), options),
                 streamer=streamer,
             )
         except RuntimeError as exc:
             raise EngineError(f"generation failed: {str(exc).strip().splitlines()[-1]}") from exc
         ended = time.perf_counter()
         text = "".join(streamed)
-        cancelled = cancel.is_set()
         full = result.texts[0] if result.texts else ""
-        if not cancelled and full.startswith(text) and len(full) > len(text):
+        if not cancel.is_set() and full.startswith(text) and len(full) > len(text):
             # The detokenizer holds back incomplete UTF-8 until the end; deliver the tail.
             tail = full[len(text):]
             streamed.append(tail)
@@ -105,7 +111,7 @@ class GenaiEngine:
         total_ms = (ended - started) * 1000.0
         decode_ms = total_ms - ttft_ms
         tps = (n_out - 1) * 1000.0 / decode_ms if n_out > 1 and decode_ms > 0 else 0.0
-        if cancelled:
+        if interrupted:
             reason = "cancelled"
         elif n_out >= options.max_new_tokens:
             reason = "length"

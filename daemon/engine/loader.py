@@ -28,11 +28,19 @@ def available_devices() -> list[str]:
     return list(ov.Core().available_devices)
 
 
-def _constructor(backend: str) -> Callable[[str, Attempt, Placement], Engine]:
+def _constructor(backend: str, settings: PlacementSettings) -> Callable[[str, Attempt, Placement], Engine]:
     if backend == "genai":
         from .genai_backend import GenaiEngine
 
-        return GenaiEngine
+        def make(model_dir: str, attempt: Attempt, placement: Placement) -> Engine:
+            if settings.batching and attempt.language_device in ("CPU", "GPU"):
+                from .batching import BatchingEngine
+
+                return BatchingEngine(model_dir, attempt, placement, max_batch=settings.max_batch,
+                                      kv_cache_gb=settings.kv_cache_gb, reuse_images=settings.reuse_images)
+            return GenaiEngine(model_dir, attempt, placement)  # NPU: one request at a time
+
+        return make
     if backend == "optimum":
         from .optimum_backend import OptimumEngine
 
@@ -59,8 +67,8 @@ def load_engine(
 
         return RemoteEngine(remote)
     model_dir = check_model_dir(model_dir)
-    make = _constructor(backend)
     settings = settings or PlacementSettings()
+    make = _constructor(backend, settings)
     avail = available_devices() if available is None else list(available)
     try:
         attempts, notes = plan_attempts(device, avail, settings)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -34,6 +34,20 @@ def genai_messages(messages: Sequence[Message]) -> tuple[list[dict[str, str]], l
             images.append(img)
         out.append({"role": m.role, "content": tags + neutralise_tags(m.text)})
     return out, images
+
+
+def render_genai(tokenizer: Any, messages: Sequence[Message]) -> tuple[str, list[Image.Image]]:
+    """The prompt text for genai (chat template, image tags) and its images.
+
+    A conversation that ends with an assistant message continues that message (a
+    background answer resumed after the popup preempted it): the template opens the
+    assistant turn and the partial answer follows, unclosed.
+    """
+    chat, images = genai_messages(messages)
+    if chat and chat[-1]["role"] == "assistant":
+        partial = chat[-1]["content"]
+        return tokenizer.apply_chat_template(chat[:-1], add_generation_prompt=True) + partial, images
+    return tokenizer.apply_chat_template(chat, add_generation_prompt=True), images
 
 
 def hf_messages(messages: Sequence[Message]) -> tuple[list[dict], list[Image.Image]]:

@@ -1,0 +1,142 @@
+"""Where a decode step's time goes: OpenVINO's per-node performance counters on the language model.
+
+Why: the daemon decodes at a fraction of the memory-bandwidth ceiling (docs/benchmarks.md);
+before changing knobs, measure which operations take the time and what each knob moves.
+This compiles `openvino_language_model.xml` (the stateful SDPA form; the daemon's CPU path
+runs the same matmuls through paged attention) with PERF_COUNT, prefills `--context` tokens of
+text-only embeddings, then times `--steps` single-token decode steps per property variant.
+Numbers are the model's own, with random inputs: no prompt, no tokenizer, no image.
+
+    python bench/profile_decode.py --model ~/.cache/qwen-tray-bench/standin-4b/ir --json out.json
+    python bench/profile_decode.py --smoke      # the tiny fixture, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "fixtures" / "tiny-qwen3-vl-ov"
+
+# name -> CPU properties. "default" is what the daemon passes (nothing but CACHE_DIR).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "kv f16": {"KV_CACHE_PRECISION": "f16"},
+    "kv f32": {"KV_CACHE_PRECISION": "f32"},
+    "dyn quant off": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 0},
+    "dyn quant 128": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 128},
+    "1 stream, 2 threads": {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": 2},
+    "1 thread": {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": 1},
+    "no pinning": {"ENABLE_CPU_PINNING": False},
+    "latency hint": {"PERFORMANCE_HINT": "LATENCY"},
+}
+
+
+def _inputs(model: Any, tokens: int, past: int, hidden: int, rng: np.random.Generator) -> dict[str, Any]:
+    names = {i.get_any_name() for i in model.inputs}
+    pos = np.arange(past, past + tokens, dtype=np.int64)[None, None, :].repeat(3, axis=0)
+    feed: dict[str, Any] = {
+        "inputs_embeds": rng.standard_normal((1, tokens, hidden), dtype=np.float32) * 0.02,
+        "attention_mask": np.ones((1, past + tokens), dtype=np.int64),
+        "position_ids": pos if "position_ids" in names else None,
+        "beam_idx": np.zeros((1,), dtype=np.int32),
+    }
+    if "visual_pos_masks" in names:
+        feed["visual_pos_masks"] = np.zeros((1, tokens), dtype=bool)
+    if "deepstack_visual_embeds" in names:
+        feed["deepstack_visual_embeds"] = np.zeros((3, 0, hidden), dtype=np.float32)
+    return {k: v for k, v in feed.items() if v is not None and k in names}
+
+
+def profile(model_dir: Path, props: dict[str, Any], context: int, steps: int, top: int) -> dict[str, Any]:
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(model_dir / "openvino_language_model.xml")
+    hidden = int(model.input("inputs_embeds").get_partial_shape()[2].get_length())
+    t0 = time.perf_counter()
+    compiled = core.compile_model(model, "CPU", {**props, "PERF_COUNT": True})
+    compile_s = time.perf_counter() - t0
+    req = compiled.create_infer_request()
+    rng = np.random.default_rng(0)
+    req.reset_state()
+    t0 = time.perf_counter()
+    req.infer(_inputs(model, context, 0, hidden, rng))
+    prefill_s = time.perf_counter() - t0
+    times: list[float] = []
+    by_type: dict[str, float] = defaultdict(float)
+    by_exec: dict[str, float] = defaultdict(float)
+    for i in range(steps):
+        feed = _inputs(model, 1, context + i, hidden, rng)
+        t0 = time.perf_counter()
+        req.infer(feed)
+        times.append(time.perf_counter() - t0)
+        if i >= 1:  # the first decode step compiles shapes; leave it out of the counters
+            for info in req.profiling_info:
+                ms = info.real_time.total_seconds() * 1000.0
+                by_type[info.node_type] += ms
+                by_exec[f"{info.node_type} / {info.exec_type}"] += ms
+    counted = max(1, steps - 1)
+    total = sum(by_type.values()) / counted
+    rows = sorted(((k, v / counted) for k, v in by_exec.items()), key=lambda kv: -kv[1])[:top]
+    step_ms = statistics.median(times[1:] or times) * 1000.0
+    out = {"properties": {k: str(v) for k, v in props.items()}, "compile_s": round(compile_s, 2),
+           "prefill_tokens": context, "prefill_s": round(prefill_s, 3), "decode_step_ms": round(step_ms, 2),
+           "decode_tps": round(1000.0 / step_ms, 2), "counted_ms_per_step": round(total, 2),
+           "top": [{"op": k, "ms": round(v, 3), "share": round(v / total, 4) if total else 0.0} for k, v in rows],
+           "by_type": {k: round(v / counted, 3) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])[:top]}}
+    del req, compiled
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, help="model folder (default: the 4B stand-in in the bench cache)")
+    ap.add_argument("--smoke", action="store_true", help="tiny fixture, two variants, few steps")
+    ap.add_argument("--context", type=int, default=700, help="prefilled tokens before decoding (default 700)")
+    ap.add_argument("--steps", type=int, default=12, help="decode steps per variant (default 12)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
+    ap.add_argument("--top", type=int, default=12)
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    a = ap.parse_args(argv)
+    if a.smoke:
+        model_dir, names, a.context, a.steps = TINY, ["default", "kv f32"], 32, 4
+    else:
+        if a.model is None:
+            sys.path.insert(0, str(Path(__file__).parent))
+            from make_standin import cache_root
+
+            a.model = cache_root() / "standin-4b" / "ir"
+        model_dir, names = a.model.expanduser(), [n.strip() for n in a.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants: {', '.join(unknown)}")
+    sys.path.insert(0, str(Path(__file__).parent))
+    import machine
+
+    result = {"model": str(model_dir), "machine": machine.machine_info(), "load_avg_before": machine.load_avg(),
+              "variants": {}}
+    for name in names:
+        r = profile(model_dir, VARIANTS[name], a.context, a.steps, a.top)
+        result["variants"][name] = r
+        print(f"{name:>22}: {r['decode_step_ms']:8.2f} ms/token ({r['decode_tps']:.2f} tokens/s), "
+              f"prefill {r['prefill_tokens']} tokens {r['prefill_s']:.1f} s", flush=True)
+        for row in r["top"][:6]:
+            print(f"{'':>24}{row['op']:<40} {row['ms']:8.2f} ms  {row['share'] * 100:5.1f} %")
+    result["load_avg_after"] = machine.load_avg()
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
