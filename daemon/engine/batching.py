@@ -39,7 +39,7 @@ from collections.abc import Sequence
 import openvino_genai as ov_genai
 
 from .base import EngineError, Figures, GenerationOptions, GenerationResult, Message, OnChunk
-from .genai_backend import generation_config, to_tensor
+from .genai_backend import Streamer, generation_config, to_tensor
 from .placement import Attempt, Placement
 from .prompt import neutralise_tags, render_genai
 
@@ -235,21 +235,7 @@ class BatchingEngine:
             history.append({"role": "user", "content": neutralise_tags(last.text)})
         cfg = generation_config(self._pipe.get_config(), options)
         cfg.apply_chat_template = True  # genai renders the history itself
-        streamed: list[str] = []
-        first_at: list[float] = []
-        interrupted: list[bool] = []
-
-        def streamer(chunk: str) -> ov_genai.StreamingStatus:
-            if cancel.is_set():
-                interrupted.append(True)
-                return ov_genai.StreamingStatus.CANCEL
-            if chunk:
-                if not first_at:
-                    first_at.append(time.perf_counter())
-                streamed.append(chunk)
-                on_chunk(chunk)
-            return ov_genai.StreamingStatus.RUNNING
-
+        streamer = Streamer(on_chunk, cancel)
         started = time.perf_counter()
         try:
             with self._lock:
@@ -259,22 +245,18 @@ class BatchingEngine:
         ended = time.perf_counter()
         self.vision_encodings += sum(1 for d in result.perf_metrics.vlm_raw_metrics.vision_encoding_durations
                                      if d > 0)
-        text = "".join(streamed)
         full = result.texts[0] if result.texts else ""
-        if not cancel.is_set() and full.startswith(text) and len(full) > len(text):
-            streamed.append(full[len(text):])  # the detokenizer's held-back tail
-            on_chunk(streamed[-1])
-            text = full
+        text = streamer.finish(full)
         pm = result.perf_metrics
         n_out = int(pm.get_num_generated_tokens())
-        if interrupted:
+        if streamer.interrupted:
             reason = "cancelled"
         else:
             reason = "length" if n_out >= options.max_new_tokens else "stop"
             if text == full:  # remember it for the next follow-up: the history ends with our own answer
                 history.append({"role": "assistant", "content": full})
                 self._last = (fingerprint([*messages, Message("assistant", full)]), history)
-        ttft_ms = (first_at[0] - started) * 1000.0 if first_at else 0.0
+        ttft_ms = (streamer.first_at - started) * 1000.0 if streamer.first_at else 0.0
         total_ms = (ended - started) * 1000.0
         decode_ms = total_ms - ttft_ms
         tps = (n_out - 1) * 1000.0 / decode_ms if n_out > 1 and decode_ms > 0 else 0.0

@@ -45,6 +45,41 @@ def generation_config(cfg: ov_genai.GenerationConfig, options: GenerationOptions
     return cfg
 
 
+class Streamer:
+    """genai's streamer callback for one request: forwards chunks, notes the first one's time, stops on cancel.
+
+    genai calls it from threads of its own; `interrupted` tells a cancelled answer from one that ended.
+    """
+
+    def __init__(self, on_chunk: OnChunk, cancel: threading.Event) -> None:
+        self._on_chunk = on_chunk
+        self._cancel = cancel
+        self.chunks: list[str] = []
+        self.first_at = 0.0
+        self.interrupted = False
+
+    def __call__(self, chunk: str) -> ov_genai.StreamingStatus:
+        if not self._cancel.is_set() and chunk:
+            if not self.first_at:
+                self.first_at = time.perf_counter()
+            self.chunks.append(chunk)
+            self._on_chunk(chunk)
+        if self._cancel.is_set():
+            self.interrupted = True
+            return ov_genai.StreamingStatus.CANCEL
+        return ov_genai.StreamingStatus.RUNNING
+
+    def finish(self, full: str) -> str:
+        """The answer: what was streamed, plus the tail the detokenizer held back (incomplete UTF-8) if any."""
+        text = "".join(self.chunks)
+        if not self._cancel.is_set() and full.startswith(text) and len(full) > len(text):
+            tail = full[len(text):]
+            self.chunks.append(tail)
+            self._on_chunk(tail)
+            text = full
+        return text
+
+
 class GenaiEngine:
     """VLMPipeline on the device an `Attempt` names."""
 
@@ -68,24 +103,7 @@ class GenaiEngine:
         cancel: threading.Event,
     ) -> GenerationResult:
         prompt, images = render_genai(self._tokenizer, messages)
-        streamed: list[str] = []
-        first_at: list[float] = []
-        interrupted: list[bool] = []  # the streamer told genai to stop: the answer did not end by itself
-
-        def streamer(chunk: str) -> ov_genai.StreamingStatus:
-            if cancel.is_set():
-                interrupted.append(True)
-                return ov_genai.StreamingStatus.CANCEL
-            if chunk:
-                if not first_at:
-                    first_at.append(time.perf_counter())
-                streamed.append(chunk)
-                on_chunk(chunk)
-            if cancel.is_set():
-                interrupted.append(True)
-                return ov_genai.StreamingStatus.CANCEL
-            return ov_genai.StreamingStatus.RUNNING
-
+        streamer = Streamer(on_chunk, cancel)
         started = time.perf_counter()
         try:
             result = self._pipe.generate(
@@ -97,21 +115,14 @@ class GenaiEngine:
         except RuntimeError as exc:
             raise EngineError(f"generation failed: {str(exc).strip().splitlines()[-1]}") from exc
         ended = time.perf_counter()
-        text = "".join(streamed)
-        full = result.texts[0] if result.texts else ""
-        if not cancel.is_set() and full.startswith(text) and len(full) > len(text):
-            # The detokenizer holds back incomplete UTF-8 until the end; deliver the tail.
-            tail = full[len(text):]
-            streamed.append(tail)
-            on_chunk(tail)
-            text = full
+        text = streamer.finish(result.texts[0] if result.texts else "")
         pm = result.perf_metrics
         n_out = int(pm.get_num_generated_tokens())
         ttft_ms = float(pm.get_ttft().mean) if n_out else 0.0
         total_ms = (ended - started) * 1000.0
         decode_ms = total_ms - ttft_ms
         tps = (n_out - 1) * 1000.0 / decode_ms if n_out > 1 and decode_ms > 0 else 0.0
-        if interrupted:
+        if streamer.interrupted:
             reason = "cancelled"
         elif n_out >= options.max_new_tokens:
             reason = "length"
