@@ -21,7 +21,7 @@ def png(w: int = 48, h: int = 32, color: tuple[int, int, int] = (9, 99, 199)) ->
     return buf.getvalue()
 
 
-def encoded(fmt: str, w: int = 40, h: int = 30) -> bytes:
+def encoded(fmt: str, w: int = 80, h: int = 60) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (w, h), (200, 30, 60)).save(buf, fmt)
     return buf.getvalue()

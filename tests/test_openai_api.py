@@ -123,7 +123,7 @@ def test_each_image_format_in_a_data_url(start_api, fmt: str, mime: str) -> None
     r = api.post({**ask("what?", 2), "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": data_url(encoded(fmt), mime)}}]}]})
     assert r.status_code == 200, r.text
-    assert api.engine.image_sizes[-1] == [(40, 30)]
+    assert api.engine.image_sizes[-1] == [(80, 60)]  # more than one token: no 2x2 floor (image_budget)
 
 
 def test_openai_client_streamed_with_usage(start_api) -> None:
@@ -426,7 +426,7 @@ def test_http_off_in_the_config(start_api) -> None:
 def test_web_image_urls_are_fetched_only_when_configured(start_api, tmp_path) -> None:
     import http.server
 
-    (tmp_path / "a.png").write_bytes(png(30, 20))
+    (tmp_path / "a.png").write_bytes(png(90, 60))
     handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **kw)  # noqa: E731
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=web.serve_forever, daemon=True).start()
@@ -437,7 +437,7 @@ def test_web_image_urls_are_fetched_only_when_configured(start_api, tmp_path) ->
         api = start_api(fetch_image_urls=True)
         r = api.post(body)
         assert r.status_code == 200, r.text
-        assert api.engine.image_sizes[-1] == [(30, 20)]
+        assert api.engine.image_sizes[-1] == [(90, 60)]
         r = api.post({**body, "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": url.replace("a.png", "missing.png")}}]}]})
         assert r.status_code == 400 and "404" in r.json()["error"]["message"]
