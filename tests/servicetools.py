@@ -131,6 +131,19 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> b
     return bool(predicate())
 
 
+def start_service(cfg: Any, engine: TestEngine, services: list[Any]) -> tuple[Any, dict, TestEngine]:
+    """A real Service (ZeroMQ server, scheduler) over `engine`, started and ready; appended to `services`
+    so the calling fixture stops it. Returns the service, its connection file's contents and the engine."""
+    from daemon.paths import default_paths
+    from daemon.service import Service
+
+    svc = Service(default_paths(), cfg, engine_factory=lambda _dir: engine)
+    svc.start()
+    services.append(svc)
+    assert wait_for(lambda: svc.scheduler.status()["state"] == "ready")
+    return svc, json.loads(svc.connection_file.read_text()), engine
+
+
 # ---------------------------------------------------------------- raw protocol client
 
 

@@ -6,16 +6,14 @@ so lengths are exact); descriptors and threads read from /proc/self.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import threading
 
 import pytest
-from servicetools import TestEngine, shared_engine, wait_for
+from servicetools import TestEngine, shared_engine, start_service, wait_for
 
 from daemon.config import Config
-from daemon.paths import default_paths
 from daemon.service import Service
 from ipc.client import Client
 from ipc.server import EventQueue
@@ -42,12 +40,7 @@ def daemon():
         cfg = Config()
         for k, v in server.items():
             setattr(cfg.server, k, v)
-        engine = engine or TestEngine()
-        svc = Service(default_paths(), cfg, engine_factory=lambda _dir: engine)
-        svc.start()
-        services.append(svc)
-        assert wait_for(lambda: svc.scheduler.status()["state"] == "ready")
-        return svc, json.loads(svc.connection_file.read_text()), engine
+        return start_service(cfg, engine or TestEngine(), services)
 
     yield start
     for svc in services:

@@ -20,11 +20,10 @@ import zlib
 
 import pytest
 from PIL import Image
-from servicetools import REPO, RawClient, TestEngine, gen, shared_engine, wait_for
+from servicetools import REPO, RawClient, TestEngine, gen, shared_engine, start_service, wait_for
 
 from daemon.config import Config
 from daemon.engine.base import GenerationOptions
-from daemon.paths import default_paths
 from daemon.scheduler import Scheduler
 from daemon.service import Service
 from ipc.client import Client, GenerationFailed, RawImage, RequestRejected
@@ -46,12 +45,7 @@ def start_daemon():
         cfg = Config()
         cfg.server.queue_size = queue_size
         cfg.image.max_bytes = max_bytes
-        engine = engine or TestEngine()
-        svc = Service(default_paths(), cfg, engine_factory=lambda _dir: engine)
-        svc.start()
-        services.append(svc)
-        assert wait_for(lambda: svc.scheduler.status()["state"] == "ready")
-        return svc, json.loads(svc.connection_file.read_text()), engine
+        return start_service(cfg, engine or TestEngine(), services)
 
     yield start
     for svc in services:
