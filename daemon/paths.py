@@ -59,18 +59,11 @@ class Paths:
 
 
 def runtime_dir(dirs: Any = None) -> Path:
-    """Where the connection file and the lock live (ipc/connection.py repeats this rule; a test keeps them equal).
+    """Where the connection file and the lock live: the client's rule (`qwen_tray_client.connection.runtime_dir`),
+    so a client without this package finds the daemon. `dirs` only says which platform's rule (for tests)."""
+    from qwen_tray_client.connection import runtime_dir as client_rule
 
-    Windows: `%LOCALAPPDATA%\\qwen-tray\\run`, not platformdirs' runtime dir (`%LOCALAPPDATA%\\Temp\\qwen-tray`),
-    which Storage Sense and Disk Cleanup empty while the daemon runs. POSIX without `$XDG_RUNTIME_DIR` (a
-    container, a cron job): the private state dir rather than platformdirs' shared /tmp fallback.
-    """
-    dirs = dirs if dirs is not None else platformdirs.PlatformDirs(APP, False)
-    if _is_windows(dirs):
-        return Path(dirs.user_data_dir) / "run"
-    if not os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(dirs.user_state_dir) / "run"
-    return Path(dirs.user_runtime_dir)
+    return client_rule(windows=_is_windows(dirs) if dirs is not None else None)
 
 
 def _is_windows(dirs: Any) -> bool:

@@ -59,10 +59,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.qwen-tray-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ ipc/pyproject.toml -nt "$stamp" ]; then
   say "installing qwen-tray with the export and dev extras into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[export,dev]"
+  # Two distributions: the client (ipc/, qwen_tray_client) and the daemon (qwen_tray), which depends on it.
+  .venv/bin/python -m pip install --quiet -e ./ipc -e ".[export,dev]"
   touch "$stamp"
 fi
 

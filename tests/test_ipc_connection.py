@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.paths import default_paths
-from ipc import connection
-from ipc.connection import (
-    ConnectionFileError,
-    ConnectionInfo,
-    DaemonNotRunning,
-    read_connection_file,
-    remove_connection_file,
-    write_connection_file,
-)
+from qwen_tray import connection_file
+from qwen_tray.connection_file import remove_connection_file, write_connection_file
+from qwen_tray.paths import default_paths
+from qwen_tray_client import connection
+from qwen_tray_client.connection import ConnectionFileError, ConnectionInfo, DaemonNotRunning, read_connection_file
 
 
 def info(pid: int | None = None) -> ConnectionInfo:
@@ -33,7 +28,7 @@ def test_written_atomically_for_the_user_alone(tmp_path: Path) -> None:
 
     def restrict(tmp: Path) -> None:  # the secret is written only after the file is restricted
         seen.append((tmp.parent, tmp.stat().st_size))
-        connection.restrict_to_user(tmp)
+        connection_file.restrict_to_user(tmp)
 
     write_connection_file(path, info(), restrict)
     assert seen == [(path.parent, 0)]

@@ -12,9 +12,9 @@ from typing import Any
 import platformdirs.windows
 import pytest
 
-from daemon import paths
-from ipc import connection, win32
-from ipc.connection import ConnectionFileError
+from qwen_tray import connection_file, paths
+from qwen_tray_client import connection, win32
+from qwen_tray_client.connection import ConnectionFileError
 
 SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
 
@@ -40,26 +40,26 @@ def test_acl_is_one_entry_for_the_tokens_sid_not_the_environment(tmp_path: Path,
     monkeypatch.setenv("USERNAME", "mallory")  # the environment is not who we are
     monkeypatch.setenv("USERDOMAIN", "ELSEWHERE")
     acl = FakeAcl()
-    connection.restrict_to_user(tmp_path / "c.json", windows=True, acl=acl)
+    connection_file.restrict_to_user(tmp_path / "c.json", windows=True, acl=acl)
     # D: the DACL; P: protected (nothing inherited from the folder); one ACE: Allow, File All access, this SID.
     assert acl.applied == [(str(tmp_path / "c.json"), f"D:P(A;;FA;;;{SID})")]
-    assert connection.user_only_sddl("S-1-5-18") == "D:P(A;;FA;;;S-1-5-18)"
+    assert connection_file.user_only_sddl("S-1-5-18") == "D:P(A;;FA;;;S-1-5-18)"
 
 
 def test_acl_failures_are_connection_file_errors_and_nothing_is_written(tmp_path: Path) -> None:
     acl = FakeAcl(fail=OSError(5, "SetNamedSecurityInfoW failed"))
-    restrict = lambda p: connection.restrict_to_user(p, windows=True, acl=acl)  # noqa: E731
+    restrict = lambda p: connection_file.restrict_to_user(p, windows=True, acl=acl)  # noqa: E731
     info = connection.ConnectionInfo("tcp://127.0.0.1:1", "s", "c", "k", 1)
     with pytest.raises(ConnectionFileError, match="cannot restrict"):
-        connection.write_connection_file(tmp_path / "run" / "c.json", info, restrict)
+        connection_file.write_connection_file(tmp_path / "run" / "c.json", info, restrict)
     assert list((tmp_path / "run").iterdir()) == []  # the secret never reached the disk
     with pytest.raises(ConnectionFileError, match="not a SID"):
-        connection.restrict_to_user(tmp_path / "x", windows=True, acl=FakeAcl(sid="alice"))
+        connection_file.restrict_to_user(tmp_path / "x", windows=True, acl=FakeAcl(sid="alice"))
 
 
 def test_no_subprocess_on_the_acl_path() -> None:
     """No icacls (a console window flashes under pythonw), so no subprocess at all."""
-    source = Path(connection.__file__).read_text(encoding="utf-8")
+    source = Path(connection_file.__file__).read_text(encoding="utf-8")
     assert "subprocess" not in source and "icacls" not in source
 
 
@@ -118,6 +118,7 @@ LOCAL = r"C:\Users\al\AppData\Local"
 def windows_dirs(monkeypatch: pytest.MonkeyPatch) -> platformdirs.windows.Windows:
     """platformdirs' real Windows rules, with %LOCALAPPDATA% given (its ctypes lookup cannot run here)."""
     monkeypatch.setattr(platformdirs.windows, "_RESOLVE_WIN_FOLDER", lambda csidl: LOCAL)
+    monkeypatch.setenv("LOCALAPPDATA", LOCAL)  # what Windows sets; the connection file's rule reads it
     monkeypatch.delenv("QWEN_TRAY_CONNECTION", raising=False)
     return platformdirs.windows.Windows("qwen-tray", False)
 
@@ -128,14 +129,14 @@ def test_windows_runtime_dir_is_not_under_temp(windows_dirs: platformdirs.window
     runtime = paths.default_paths(dirs=windows_dirs).runtime_dir
     text = str(runtime).replace("/", "\\")
     assert text == LOCAL + "\\qwen-tray\\run" and "Temp" not in text
-    assert connection.default_path(windows_dirs) == paths.default_paths(dirs=windows_dirs).connection_file
+    assert connection.default_path(windows=True) == paths.default_paths(dirs=windows_dirs).connection_file
 
 
 # -- start-up errors under pythonw ------------------------------------------------------------------------------
 @pytest.fixture
 def pythonw(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """What pythonw gives a program: sys.stderr and sys.stdout are None. The message box is recorded."""
-    from daemon import cli
+    from qwen_tray import cli
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
@@ -164,7 +165,7 @@ def test_a_broken_config_under_pythonw_is_logged_and_shown(pythonw: dict[str, An
 
 def test_an_unexpected_error_under_pythonw_is_logged_with_its_traceback_and_shown(
         pythonw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from daemon.commands import logs_cmd
+    from qwen_tray.commands import logs_cmd
 
     def boom(args: Any) -> int:
         raise ZeroDivisionError("something nobody expected")
@@ -190,7 +191,7 @@ def test_startup_error_in_a_real_process_without_stderr(tmp_path: Path) -> None:
     cfg = tmp_path / "broken.toml"
     cfg.write_text("[hotkey]\nask_screen = 12\n", encoding="utf-8")
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "c")}
-    code = ("import sys; sys.stderr = None; sys.stdout = None; from daemon.cli import main; "
+    code = ("import sys; sys.stderr = None; sys.stdout = None; from qwen_tray.cli import main; "
             f"sys.exit(main(['--config', {str(cfg)!r}, 'run', '--headless']))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr == ""

@@ -123,8 +123,9 @@ for item in daemon ipc pyproject.toml README.md LICENSE; do
   [ -e "$SRC/$item" ] && cp -R "$SRC/$item" "$PREFIX/app/"
 done
 find "$PREFIX/app" -name __pycache__ -type d -prune -exec rm -rf {} +
+rm -rf "$PREFIX/app/ipc/build" "$PREFIX/app/ipc"/*.egg-info  # a checkout's build leftovers would be packaged stale
 demo="$SRC/tests/fixtures/demo-qwen3-vl-ov"
-[ -d "$demo" ] && cp -R "$demo" "$PREFIX/demo-model"  # found by daemon.paths.bundled_model_dir()
+[ -d "$demo" ] && cp -R "$demo" "$PREFIX/demo-model"  # found by qwen_tray.paths.bundled_model_dir()
 cp "$SRC/installer/linux/uninstall.sh" "$PREFIX/uninstall.sh"
 chmod +x "$PREFIX/uninstall.sh"
 
@@ -149,17 +150,20 @@ if [ -n "$DEPS_FROM" ]; then
   wheel_dir="$(mktemp -d)"
   trap 'rm -rf "$wheel_dir"' EXIT
   "$DEPS_FROM" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation --no-cache-dir \
-    -w "$wheel_dir" "$PREFIX/app" >/dev/null 2>&1 || die "building the qwen-tray wheel failed (try without --deps-from)"
-  "${pip[@]}" install --no-deps --no-index --force-reinstall "$wheel_dir"/qwen_tray-*.whl
+    -w "$wheel_dir" "$PREFIX/app/ipc" "$PREFIX/app" >/dev/null 2>&1 ||
+    die "building the qwen-tray wheels failed (try without --deps-from)"
+  "${pip[@]}" install --no-deps --no-index --force-reinstall "$wheel_dir"/qwen_tray_client-*.whl \
+    "$wheel_dir"/qwen_tray-*.whl
 elif [ -n "$WHEELS" ]; then
   say "installing qwen-tray and its dependencies from $WHEELS (offline)"
-  "${pip[@]}" install --no-index --find-links "$WHEELS" "$PREFIX/app$extra"
+  "${pip[@]}" install --no-index --find-links "$WHEELS" "$PREFIX/app/ipc" "$PREFIX/app$extra"
 else
   say "installing qwen-tray and its dependencies (OpenVINO and friends: a few hundred MB, a few minutes)"
-  "${pip[@]}" install --upgrade "$PREFIX/app$extra" ||
+  # Two distributions: the client and protocol (ipc/, qwen-tray-client) and the daemon that depends on it.
+  "${pip[@]}" install --upgrade "$PREFIX/app/ipc" "$PREFIX/app$extra" ||
     die "pip could not install the dependencies: are you offline? Use --wheels DIR with a folder of wheels"
 fi
-rm -rf "$PREFIX/app/build" "$PREFIX/app"/*.egg-info
+rm -rf "$PREFIX/app/build" "$PREFIX/app"/*.egg-info "$PREFIX/app/ipc/build" "$PREFIX/app/ipc"/*.egg-info
 QT="$VENV/bin/qwen-tray"
 version="$("$QT" --version)" || die "the installed qwen-tray does not start: $QT --version failed"
 
@@ -185,7 +189,7 @@ make_dir "$ICON_DIR"
 import sys
 from pathlib import Path
 
-from daemon.autostart.linux import exec_value
+from qwen_tray.autostart.linux import exec_value
 
 template, dest, program = sys.argv[1:4]
 Path(dest).write_text(Path(template).read_text().replace("@EXEC@", exec_value([program, "run"])))

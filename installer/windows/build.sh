@@ -121,13 +121,15 @@ if [ ! -f "$LAB/uv-$UV_VERSION.exe" ]; then
 fi
 cp "$LAB/uv-$UV_VERSION.exe" "$STAGE/uv.exe"
 step "qwen-tray $VERSION wheel"
-rm -f "$STAGE"/qwen_tray-*.whl
+rm -f "$STAGE"/qwen_tray-*.whl "$STAGE"/qwen_tray_client-*.whl
 rm -rf "$LAB/wheelsrc" && mkdir -p "$LAB/wheelsrc"
 (cd "$REPO" && tar --exclude=.git --exclude=.venv --exclude=dist --exclude=build --exclude='*.egg-info' \
    --exclude=installer/windows/build -cf - .) | (cd "$LAB/wheelsrc" && tar xf -)
-"$PY" -m pip wheel -q --no-deps -w "$STAGE" "$LAB/wheelsrc" >"$LAB/wheel.log" 2>&1 \
+"$PY" -m pip wheel -q --no-deps -w "$STAGE" "$LAB/wheelsrc/ipc" "$LAB/wheelsrc" >"$LAB/wheel.log" 2>&1 \
   || die "pip wheel (see $LAB/wheel.log)"
-[ -f "$STAGE/qwen_tray-$VERSION-py3-none-any.whl" ] || die "no qwen_tray-$VERSION-py3-none-any.whl in $STAGE"
+for w in "qwen_tray-$VERSION-py3-none-any.whl" "qwen_tray_client-$VERSION-py3-none-any.whl"; do
+  [ -f "$STAGE/$w" ] || die "no $w in $STAGE"
+done
 
 # --- 5. compile ---------------------------------------------------------------------------------------------------
 step "ISCC qwen-tray.iss"

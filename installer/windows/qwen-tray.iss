@@ -26,6 +26,8 @@
   #define Stage AddBackslash(SourcePath) + "build"
 #endif
 #define Wheel "qwen_tray-" + AppVersion + "-py3-none-any.whl"
+; The client and protocol (ipc/): their own distribution, which the daemon's wheel depends on.
+#define ClientWheel "qwen_tray_client-" + AppVersion + "-py3-none-any.whl"
 #ifndef OutDir
   #define OutDir Repo + "\dist"
 #endif
@@ -59,7 +61,8 @@ Name: "pullmodel"; Description: "Download Qwen3-VL-4B now and compress it for th
 [Files]
 Source: "{#Stage}\uv.exe"; DestDir: "{app}\bin"; Flags: ignoreversion
 Source: "{#Stage}\{#Wheel}"; DestDir: "{app}\wheels"; Flags: ignoreversion
-; daemon.paths.bundled_model_dir() looks for demo-model beside the venv ({app}\venv -> {app}\demo-model).
+Source: "{#Stage}\{#ClientWheel}"; DestDir: "{app}\wheels"; Flags: ignoreversion
+; qwen_tray.paths.bundled_model_dir() looks for demo-model beside the venv ({app}\venv -> {app}\demo-model).
 Source: "{#Repo}\tests\fixtures\demo-qwen3-vl-ov\*"; DestDir: "{app}\demo-model"; Flags: recursesubdirs ignoreversion
 
 [Icons]
@@ -233,11 +236,12 @@ end;
 
 function MakeEnvironment: Boolean;
 var
-  Uv, Py, Spec: String;
+  Uv, Py, Spec, ClientSpec: String;
 begin
   Uv := ExpandConstant('{app}\bin\uv.exe');
   Py := ExpandConstant('{app}\venv\Scripts\python.exe');
   Spec := ExpandConstant('{app}\wheels\{#Wheel}');
+  ClientSpec := ExpandConstant('{app}\wheels\{#ClientWheel}');
   { no extra for `model pull`: it compresses a published OpenVINO IR with NNCF, without torch (issue 14) }
   SetUvEnvironment;
   WizardForm.StatusLabel.Caption := 'Getting Python 3.12 (a standalone build with Tk)...';
@@ -250,7 +254,8 @@ begin
   if Result then
   begin
     WizardForm.StatusLabel.Caption := 'Installing qwen-tray and OpenVINO (a few minutes)...';
-    Result := RunLogged(Uv, 'pip install --python "' + Py + '" --reinstall-package qwen-tray "' + Spec + '"', SW_HIDE);
+    Result := RunLogged(Uv, 'pip install --python "' + Py + '" --reinstall-package qwen-tray'
+      + ' --reinstall-package qwen-tray-client "' + ClientSpec + '" "' + Spec + '"', SW_HIDE);
   end;
   if Result then
     Result := RunLogged(InstalledExe('qwen-tray.exe'), '--version', SW_HIDE);
