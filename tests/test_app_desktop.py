@@ -239,7 +239,8 @@ def test_without_a_display_it_says_so_once_and_serves_headless(monkeypatch: pyte
         out = subprocess.run([*qwen_tray_cmd(), "status", "--json"], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        rc = proc.wait(30)
+        assert rc == 0, f"exit {rc}; its stderr:\n{proc.stderr.read() if proc.stderr else ''}"
     finally:
         if proc.poll() is None:
             proc.kill()
