@@ -273,18 +273,21 @@ class PromptBudget:
             return
         tokens = None
         if nbytes <= MAX_BYTES_PER_TOKEN * limit:
-            tokens = sum(self.count_tokens(t) for _, t, _ in kept)
-            if tokens + fixed <= limit:
+            tokens = sum(self.count_tokens(t) for _, t, _ in kept) + fixed
+            if tokens <= limit:
                 return
         raise TooLarge(self._too_large(tokens, nbytes, limit, device, kept))
 
     def _too_large(self, tokens: int | None, nbytes: int, limit: int, device: str | None,
                    kept: Sequence[tuple[str, str, int]], model_dir: str | None = None) -> str:
-        size = f"{tokens} tokens" if tokens is not None else f"{nbytes} bytes"
-        what = "the question and system messages are" if len(kept) > 1 else "the text is"
-        images = " (with its images at their smallest)" if any(n for _, _, n in kept) else ""
-        return (f"{what} {size}{images}, more than {limit} tokens, what {self._why(device, limit, model_dir)} "
-                "allows: shorten it (older turns are left out on their own, the question itself is not)")
+        """`tokens`: the prompt the kept part alone would take (None: not tokenized, `nbytes` of text)."""
+        many = len(kept) > 1
+        what = "the question and the system messages" if many else "the question"
+        images = " with its images at their smallest" if any(n for _, _, n in kept) else ""
+        size = (f"take{'' if many else 's'} {tokens} prompt tokens{images}" if tokens is not None
+                else f"{'are' if many else 'is'} {nbytes} bytes of text")
+        return (f"{what} {size}, more than the {limit} tokens allowed by {self._why(device, limit, model_dir)}: "
+                "shorten it (older turns are left out on their own, the question itself is not)")
 
     # ------------------------------------------------------------ fitting (on the scheduler's worker)
 
@@ -313,12 +316,13 @@ class PromptBudget:
         if new_imgs:
             share = (limit - fixed) // len(new_imgs) - IMAGE_OVERHEAD_TOKENS
             cap_new = min(cap, share)
-            if fixed + len(new_imgs) * (MIN_IMAGE_TOKENS + IMAGE_OVERHEAD_TOKENS) > limit:
-                raise TooLarge(self._too_large(fixed - PROMPT_OVERHEAD_TOKENS, 0, limit, device,
+            smallest = fixed + len(new_imgs) * (MIN_IMAGE_TOKENS + IMAGE_OVERHEAD_TOKENS)
+            if smallest > limit:
+                raise TooLarge(self._too_large(smallest, 0, limit, device,
                                                [(messages[i].role, "", len(messages[i].images)) for i in kept],
                                                model_dir))
         elif fixed > limit:
-            raise TooLarge(self._too_large(fixed - PROMPT_OVERHEAD_TOKENS, 0, limit, device,
+            raise TooLarge(self._too_large(fixed, 0, limit, device,
                                            [(messages[i].role, "", 0) for i in kept], model_dir))
         images = [_Img(i, k, im, cap_new if i >= newest else cap, limits.grid)
                   for i, m in enumerate(messages) for k, im in enumerate(m.images)]

@@ -168,7 +168,7 @@ def test_admission_refuses_only_what_trimming_cannot_help(tmp_path: Path) -> Non
     assert counted == []  # small enough by its size alone: nothing tokenized
     budget.check([("user", words(250, "ab"), 1)], 100)  # in doubt: tokenized, and it fits
     assert counted
-    with pytest.raises(TooLarge, match="more than 300 tokens"):
+    with pytest.raises(TooLarge, match="more than the 300 tokens allowed"):
         budget.check([*long_history, ("user", words(290, "ab"), 1)], 100)
     with pytest.raises(TooLarge, match="bytes"):  # far over: refused by its size, not tokenized
         counted.clear()
