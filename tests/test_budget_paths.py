@@ -238,3 +238,23 @@ def test_the_popups_conversation_keeps_within_the_budget_on_the_scheduler(npu: b
     assert (results[2].trimmed is not None) == npu
     assert trimmed[-1].dropped_messages[:2] == (0, 1)
     assert json.dumps(trimmed[-1].as_dict())  # what the APIs send
+
+
+def test_ask_in_process_refuses_a_question_past_the_context_and_reports_trimmed(tiny_model) -> None:  # noqa: ANN001
+    """`ask --model` uses the same budget: a question past the context is a clear error (today it ran on past
+    the model's context); an answer's JSON carries `trimmed` like the daemon's `done` (null for one question)."""
+    import subprocess
+
+    from conftest import qwen_tray_cmd
+
+    def ask(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(qwen_tray_cmd() + ["ask", "--model", str(tiny_model), *args], capture_output=True,
+                              text=True, timeout=120)
+
+    r = ask("word " * 3000, "--max-new-tokens", "4")
+    assert r.returncode == 2, (r.returncode, r.stderr[-500:])
+    assert "does not fit" in r.stderr and "4096 tokens" in r.stderr and "shorten it" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = ask("what is this?", "--max-new-tokens", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["trimmed"] is None
