@@ -308,7 +308,7 @@ class PromptBudget:
             return Fitted(_resized(messages, caps, set()), None, 0)
         newest = _newest_question(messages)
         kept = [i for i, m in enumerate(messages) if m.role == "system" or i >= newest]
-        text = [engine.count_text_tokens(m.text) + MESSAGE_OVERHEAD_TOKENS for m in messages]
+        text = _text_tokens(messages, kept, engine.count_text_tokens, limit)
         fixed = PROMPT_OVERHEAD_TOKENS + sum(text[i] for i in kept)
         # The newest question's images share what its text leaves (the NPU's old rule, now everywhere).
         new_imgs = [(i, k) for i in range(newest, len(messages)) for k in range(len(messages[i].images))]
@@ -368,6 +368,22 @@ def _newest_question(messages: Sequence[Any]) -> int:
     """Index of the last user message (the newest question); everything from it on is kept."""
     roles = [m[0] if isinstance(m, tuple) else m.role for m in messages]
     return max((i for i, r in enumerate(roles) if r == "user"), default=0)
+
+
+def _text_tokens(messages: Sequence[Message], kept: list[int], count: Callable[[str], int],
+                 limit: int) -> list[int]:
+    """Each message's text tokens plus its template overhead. An older message that will be left out anyway
+    (the newer older ones already fill the limit, or it alone is far over it) costs its UTF-8 size instead:
+    an upper bound (a token is at least a byte) that needs no tokenizer, so a huge history costs the worker
+    no time."""
+    out = [0] * len(messages)
+    seen = 0
+    for i in reversed(range(len(messages))):
+        nbytes = len(messages[i].text.encode("utf-8"))
+        far = i not in kept and (seen > limit or nbytes > MAX_BYTES_PER_TOKEN * limit)
+        out[i] = (nbytes if far else count(messages[i].text)) + MESSAGE_OVERHEAD_TOKENS
+        seen += out[i]
+    return out
 
 
 def _older_turns(messages: Sequence[Message], newest: int) -> list[list[int]]:

@@ -188,3 +188,22 @@ def test_what_was_trimmed_reads_well() -> None:
     assert t.as_dict() == {"dropped_messages": [0, 1], "dropped_images": [[2, 0]],
                            "shrunk_images": [[4, 0], [6, 0]], "prompt_limit": 3584, "note": t.note()}
     assert Trimmed(shrunk_images=((0, 0),)).summary() == "shrank 1 older image"
+
+
+def test_a_huge_history_costs_the_worker_no_tokenizing(tmp_path: Path) -> None:
+    """Older text that will be left out anyway is not tokenized (a local client may send megabytes)."""
+    counted: list[int] = []
+
+    class Counting(WordEngine):
+        def count_text_tokens(self, text: str) -> int:
+            counted.append(len(text))
+            return super().count_text_tokens(text)
+
+    engine = Counting(model(tmp_path, 4096))
+    huge = "word " * 2_000_000  # 10 MB
+    msgs = [Message("user", huge), Message("assistant", huge), Message("user", words(1000)),
+            Message("assistant", words(3000)), Message("user", "and now?")]
+    fitted = PromptBudget().fit(msgs, engine, 100)
+    assert max(counted) < 100_000  # only the newer messages were tokenized
+    assert fitted.trimmed is not None and fitted.trimmed.dropped_messages == (0, 1, 2, 3)
+    assert [m.text for m in fitted.messages] == ["and now?"]
