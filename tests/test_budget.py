@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from daemon.budget import (
+from qwen_tray.budget import (
     IMAGE_OVERHEAD_TOKENS,
     MESSAGE_OVERHEAD_TOKENS,
     PROMPT_OVERHEAD_TOKENS,
@@ -23,8 +23,8 @@ from daemon.budget import (
     model_limits,
     prompt_limit,
 )
-from daemon.engine.base import Message
-from daemon.engine.image_budget import budget_size, image_tokens
+from qwen_tray.engine.base import Message
+from qwen_tray.engine.image_budget import budget_size, image_tokens
 
 TINY_OV = Path(__file__).resolve().parent / "fixtures" / "tiny-qwen3-vl-ov"
 
@@ -179,7 +179,7 @@ def test_admission_refuses_only_what_trimming_cannot_help(tmp_path: Path) -> Non
 
 
 def test_what_was_trimmed_reads_well() -> None:
-    from daemon.budget import Trimmed
+    from qwen_tray.budget import Trimmed
 
     t = Trimmed((0, 1), ((2, 0),), ((4, 0), (6, 0)), 3584, "the model's context")
     assert t.summary() == "left out 2 older messages, 1 older image; shrank 2 older images"

@@ -20,11 +20,11 @@ from apitools import data_url, free_port
 from PIL import Image
 from servicetools import RawClient, RecordingSink, TestEngine, shared_engine, start_service, wait_for
 
-from daemon.config import Config
-from daemon.engine.base import GenerationOptions, Message
-from daemon.jobs import Job
-from daemon.scheduler import Scheduler
-from daemon.service import Service
+from qwen_tray.config import Config
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.jobs import Job
+from qwen_tray.scheduler import Scheduler
+from qwen_tray.service import Service
 
 CONTEXT = 4096  # the tiny model's text_config.max_position_embeddings
 TURNS = 7  # long questions (~700 tokens each, with an image): untrimmed, the 6th passes the context

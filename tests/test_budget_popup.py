@@ -12,9 +12,9 @@ from PIL import Image
 from servicetools import TestEngine, wait_for
 from uitools import Recorder, pump
 
-from daemon.engine.base import GenerationOptions
-from daemon.scheduler import Scheduler
-from daemon.ui.popup import AnswerPopup, PopupSettings
+from qwen_tray.engine.base import GenerationOptions
+from qwen_tray.scheduler import Scheduler
+from qwen_tray.ui.popup import AnswerPopup, PopupSettings
 
 
 def test_the_status_line_says_what_was_left_out(tk_root: tk.Tk, ui_display) -> None:  # noqa: ANN001
