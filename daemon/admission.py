@@ -3,28 +3,27 @@
 Both APIs parse their own wire format (`qwen_tray_client.protocol` for ZeroMQ, `qwen_tray.openai_api.convert`
 for OpenAI-style JSON) and then come here for the decisions that must not differ between them:
 the option ranges (`qwen_tray_client.protocol.option_problem`, pure so clients share it), images decoded
-under the byte and pixel limits, text measured against the model's context, the daemon's
-defaults for options a client left out, and the queue bound. A refusal is a `Refused` whose
+under the byte and pixel limits, the part of a conversation that is never trimmed measured
+against the prompt budget (`qwen_tray.budget`, which owns it), the daemon's defaults for options a
+client left out, and the queue bound. A refusal is a `Refused` whose
 `code` is the ZeroMQ protocol's rejection code; the HTTP API maps it to a status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qwen_tray_client.protocol import option_problem
 
+from .budget import PromptBudget, TooLarge
 from .engine.base import GenerationOptions
 from .images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected, decode_image, raw_image
 from .jobs import Busy, Job
 
 if TYPE_CHECKING:
     from PIL import Image
-
-MAX_BYTES_PER_TOKEN = 8  # text more than 8 bytes per context token is refused without tokenizing it
-
 
 class Refused(Exception):
     """Not accepted: `code` is bad_request | bad_image | too_large | busy, `message` says what to change."""
@@ -54,14 +53,12 @@ class Admission:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         defaults: GenerationOptions = GenerationOptions(),
-        context_tokens: Callable[[], int] | None = None,
-        count_tokens: Callable[[str], int] | None = None,
+        budget: PromptBudget | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.defaults = defaults
-        self._context_tokens = context_tokens
-        self._count_tokens = count_tokens
+        self._budget = budget  # None: no context check (a server tested on its own)
 
     def check_option(self, key: str, value: Any, name: str | None = None) -> None:
         """Refuse an option value outside the protocol's range; `name` is how the client spelled it."""
@@ -89,21 +86,15 @@ class Admission:
         except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile input is still a bad image
             raise Refused("bad_image", f"{what} could not be decoded ({type(exc).__name__})") from None
 
-    def check_context(self, texts: Sequence[str]) -> None:
-        """Refuse text that cannot fit the model's context (`too_large`), tokenizing only when in doubt."""
-        if self._context_tokens is None:
+    def check_context(self, messages: Sequence[tuple[str, str, int]], max_new_tokens: int) -> None:
+        """Refuse (`too_large`) a request whose system messages and newest question cannot fit the prompt
+        budget even with every older turn left out; `messages` are (role, text, number of images)."""
+        if self._budget is None:
             return
-        limit = self._context_tokens()
-        nbytes = sum(len(t.encode("utf-8")) for t in texts)
-        if nbytes <= limit:  # a token is at least one byte
-            return
-        tokens = None
-        if nbytes <= MAX_BYTES_PER_TOKEN * limit and self._count_tokens is not None:
-            tokens = sum(self._count_tokens(t) for t in texts)
-            if tokens <= limit:
-                return
-        size = f"{tokens} tokens" if tokens is not None else f"{nbytes} bytes"
-        raise Refused("too_large", f"the text is {size}, more than the model's context of {limit} tokens: shorten it")
+        try:
+            self._budget.check(messages, max_new_tokens)
+        except TooLarge as exc:
+            raise Refused("too_large", str(exc)) from None
 
 
 def submit(scheduler: Any, job: Job) -> int:

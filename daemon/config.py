@@ -45,7 +45,7 @@ class GenerationConfig:
 
 @dataclass
 class ImageConfig:
-    max_tokens: int = 0  # 0 = from the device: what fits the NPU prompt, else `default_tokens`
+    max_tokens: int = 0  # per image; 0 = `default_tokens` (qwen_tray.budget also fits the prompt limit)
     default_tokens: int = 1280  # budget on CPU/GPU (about 1280x1024 px)
     max_bytes: int = 32 * 1024 * 1024  # encoded or raw image size limit for requests
     max_pixels: int = 8192 * 8192  # decompression-bomb guard

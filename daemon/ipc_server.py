@@ -20,8 +20,8 @@ client that stops reading fills its SNDHWM and the send raises EAGAIN; either
 way that client's requests are cancelled and the engine stops at the next token.
 
 Everything about a request is checked here before it is accepted (shape via
-`qwen_tray_client.protocol`, every image decoded, text measured against the context, the
-queue bound); a bad request gets `rejected` and never reaches the scheduler.
+`qwen_tray_client.protocol`, every image decoded, the newest question measured against the
+prompt budget of `qwen_tray.budget`, the queue bound); a bad request gets `rejected` and never reaches the scheduler.
 The slow checks (decoding images, size checks, counting tokens) run on a small
 bounded executor, so one client's 8000x8000 PNG never delays another client's
 tokens, a ping or ZAP; the result comes back through the same EventQueue. Each
@@ -50,6 +50,7 @@ import zmq
 from zmq.utils import z85
 
 from qwen_tray.admission import Admission, Refused, RequestedOptions, submit
+from qwen_tray.budget import PromptBudget
 from qwen_tray.engine.base import GenerationOptions, GenerationResult, Message
 from qwen_tray.jobs import Job
 from qwen_tray.logs import RepeatedFailure
@@ -172,6 +173,7 @@ class _Sink:
             timings={"queue_ms": queue_ms, "ttft_ms": f.ttft_ms, "total_ms": f.total_ms,
                      "tokens_per_s": f.tokens_per_s},
             demo=demo,
+            trimmed=result.trimmed.as_dict() if result.trimmed is not None else None,
         )
 
     def on_error(self, code: str, message: str, partial_text: str) -> None:
@@ -204,8 +206,7 @@ class Server:
         max_pixels: int = 8192 * 8192,
         defaults: GenerationOptions = GenerationOptions(),
         version: str = "",
-        context_tokens: Callable[[], int] | None = None,
-        count_tokens: Callable[[str], int] | None = None,
+        budget: PromptBudget | None = None,
         on_shutdown: Callable[[], None] | None = None,
         on_failure: Callable[[str], None] | None = None,
         sndhwm: int = 1000,
@@ -219,7 +220,7 @@ class Server:
         self._version = version
         # the checks and limits shared with the HTTP API (qwen_tray.admission): one place decides them
         self._admission = Admission(max_bytes=max_bytes, max_pixels=max_pixels, defaults=defaults,
-                                    context_tokens=context_tokens, count_tokens=count_tokens)
+                                    budget=budget)
         self._on_shutdown = on_shutdown
         self._on_failure = on_failure  # called on the server thread if it dies (a bug): the daemon must not look alive
         self.failure = ""
@@ -502,9 +503,10 @@ class Server:
         """Executor thread: decode the images, measure the text; hand the outcome to the server thread."""
         req = prep.req
         try:
-            self._check_context(req)
+            options = self._options(req)
+            self._check_context(req, options.max_new_tokens)
             messages = [self._message(m, blobs, req.id) for m in req.messages]
-            prep.outcome = (messages, self._options(req))
+            prep.outcome = (messages, options)
         except protocol.Rejected as r:
             prep.outcome = r
         except Exception:  # noqa: BLE001 - a bug must cost one request, not the executor
@@ -578,9 +580,9 @@ class Server:
                 raise protocol.Rejected(exc.code, exc.message, rid) from None
         return Message(m.role, m.text, images)  # type: ignore[arg-type]
 
-    def _check_context(self, req: protocol.Request) -> None:
-        """Refuse text that cannot fit the model's context (`too_large`), tokenizing only when in doubt."""
+    def _check_context(self, req: protocol.Request, max_new_tokens: int) -> None:
+        """Refuse a question that cannot fit the prompt budget even with older turns left out (`too_large`)."""
         try:
-            self._admission.check_context([m.text for m in req.messages])
+            self._admission.check_context([(m.role, m.text, len(m.images)) for m in req.messages], max_new_tokens)
         except Refused as exc:
             raise protocol.Rejected(exc.code, exc.message, req.id) from None

@@ -11,9 +11,12 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .engine.base import GenerationOptions, GenerationResult, Message
+
+if TYPE_CHECKING:
+    from .budget import Trimmed
 
 Priority = Literal["interactive", "background"]
 ErrorCode = Literal["engine_error", "timeout", "shutting_down"]
@@ -48,6 +51,7 @@ class Job:
     label: str = ""  # for logs: client and request id, never content
     seq: int = field(default_factory=lambda: next(_ids))
     cancel: threading.Event = field(default_factory=threading.Event)
+    trimmed: Trimmed | None = None  # set on the worker when the prompt budget trimmed the conversation
 
 
 class Busy(Exception):

@@ -39,9 +39,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .budget import BudgetSettings, PromptBudget, TooLarge
 from .config import ImageConfig
 from .engine.base import Engine, Figures, GenerationResult, Message
-from .engine.image_budget import budget_for, fit_image
 from .jobs import Busy, Job
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ class Scheduler:
         model_name: str = "",
         model_path: str = "",
         preempt: bool = False,
+        budget: PromptBudget | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
@@ -151,8 +152,9 @@ class Scheduler:
         self._queue_size = queue_size
         self._timeout_s = request_timeout_s
         self._keep_alive_s = keep_alive_s
-        self._image_cfg = image_cfg or ImageConfig()
-        self._npu_max_prompt_len = npu_max_prompt_len
+        image_cfg = image_cfg or ImageConfig()  # `budget` (the service's) wins; these two make one for tests
+        self._budget = budget or PromptBudget(BudgetSettings(npu_max_prompt_len, image_cfg.max_tokens,
+                                                             image_cfg.default_tokens))
         self.demo = demo
         self.model_name = model_name
         self.model_path = model_path  # shown by `qwen-tray status`: which folder is served
@@ -433,8 +435,11 @@ class Scheduler:
             if self._waiting() or self._preempted or job.seq in self._resume:
                 return None
             self._solo = True  # from now on a newcomer preempts it (see _preempts)
-        messages = self._fit_images(engine, job.messages)
-        if engine.solo_ok(messages):
+        try:
+            messages = self._fit_images(engine, job.messages, job)
+        except TooLarge:  # refused when it runs (not solo)
+            messages = None
+        if messages is not None and engine.solo_ok(messages):
             return messages
         with self._cv:
             self._solo = False
@@ -520,7 +525,7 @@ class Scheduler:
                            name)
             return
         try:
-            item.request = engine.start(self._fit_images(engine, messages), options, item.on_chunk, item.flag)
+            item.request = engine.start(self._fit_images(engine, messages, job), options, item.on_chunk, item.flag)
         except Exception as exc:  # noqa: BLE001 - this request failed (a bad image, a full cache); the rest go on
             message = str(exc).strip() or type(exc).__name__
             log.error("%s: engine error at start: %s", name, message)
@@ -576,7 +581,7 @@ class Scheduler:
             elif solo is not None:
                 result = engine.generate_solo(solo, options, on_chunk, flag)
             else:
-                result = engine.generate(self._fit_images(engine, messages), options, on_chunk, flag)
+                result = engine.generate(self._fit_images(engine, messages, job), options, on_chunk, flag)
         except Exception as exc:  # noqa: BLE001 - the engine failed this request; the worker lives on
             message = str(exc).strip() or type(exc).__name__
             log.error("%s: engine error after %d chunks: %s", name, len(partial), message)
@@ -608,19 +613,16 @@ class Scheduler:
                 _call("on_error", job, job.sink.on_error, "timeout",
                       f"the request ran longer than the limit of {self._timeout_s:g} s", result.text)
                 return
+        if job.trimmed is not None:  # the prompt budget left part of the conversation out: say so
+            result = dataclasses.replace(result, trimmed=job.trimmed)
         f = result.figures
         log.info("%s: %s, %d+%d tokens, queue %.0f ms, ttft %.0f ms, total %.0f ms", name, result.finish_reason,
                  f.prompt_tokens, f.completion_tokens, queue_ms, f.ttft_ms, f.total_ms)
         _call("on_done", job, job.sink.on_done, result, queue_ms, self.demo)
 
-    def _fit_images(self, engine: Engine, messages: list[Message]) -> list[Message]:
-        """Scale every image to the token budget of the current placement (NPU: what the text leaves)."""
-        n_images = sum(len(m.images) for m in messages)
-        if not n_images:
-            return messages
-        cfg = self._image_cfg
-        on_npu = engine.placement.language_device == "NPU"
-        text_tokens = sum(engine.count_text_tokens(m.text) for m in messages) if on_npu and not cfg.max_tokens else 0
-        per_image = budget_for(on_npu, cfg.max_tokens, cfg.default_tokens, self._npu_max_prompt_len, text_tokens,
-                               n_images)
-        return [Message(m.role, m.text, [fit_image(i, per_image) for i in m.images]) for m in messages]
+    def _fit_images(self, engine: Engine, messages: list[Message], job: Job) -> list[Message]:
+        """The conversation within the prompt budget (qwen_tray.budget): images scaled, older turns trimmed;
+        what was trimmed is kept on the job for its terminal event. Raises TooLarge."""
+        fitted = self._budget.fit(messages, engine, job.options.max_new_tokens)
+        job.trimmed = fitted.trimmed
+        return fitted.messages

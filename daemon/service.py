@@ -13,7 +13,6 @@ close, the connection file goes, the lock is released.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .budget import PromptBudget
 from .config import Config
 from .engine.base import Engine, GenerationOptions
 from .engine.placement import PlacementSettings
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 DEMO_NOTE = ("no model is configured or in the store: serving the bundled tiny demo model, which only names an "
              "image's main colour (run `qwen-tray model pull` to get Qwen3-VL)")
-DEFAULT_CONTEXT_TOKENS = 32768
 
 
 def placement_settings(paths: Paths, cfg: Config) -> PlacementSettings:
@@ -53,16 +52,6 @@ def placement_settings(paths: Paths, cfg: Config) -> PlacementSettings:
         kv_cache_gb=cfg.engine.kv_cache_gb,
         reuse_images=cfg.engine.reuse_images,
     )
-
-
-def model_context_tokens(model_dir: Path) -> int:
-    """The language model's context length from its config.json (Qwen3-VL: text_config.max_position_embeddings)."""
-    try:
-        data = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return DEFAULT_CONTEXT_TOKENS
-    value = (data.get("text_config") or {}).get("max_position_embeddings") or data.get("max_position_embeddings")
-    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_CONTEXT_TOKENS
 
 
 class Service:
@@ -89,9 +78,7 @@ class Service:
         self._started = False
         self._state_lock = threading.Lock()
         self.failure = ""  # why the service stopped on its own (its IPC server thread died); "" otherwise
-        self._tokenizer: Any = None
-        self._tokenizer_lock = threading.Lock()
-        self._context_tokens = DEFAULT_CONTEXT_TOKENS
+        self.budget: PromptBudget | None = None  # the prompt budget every path uses (qwen_tray.budget)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -105,11 +92,11 @@ class Service:
             cfg = self.cfg
             if cfg.model.backend == "openai":  # a remote server answers; it measures its own context
                 self.model_dir, self.demo, model_name = None, False, cfg.remote.model
-                self._context_tokens = 1 << 62
             else:
                 self.model_dir, self.demo = resolve_model(cfg.model.path, self.paths)
                 model_name = self.model_dir.name
-                self._context_tokens = model_context_tokens(self.model_dir)
+            # one budget for the popup (through the scheduler), ZeroMQ and HTTP; no model folder: no limit
+            self.budget = budget = PromptBudget.from_config(cfg, self.model_dir, placement=self._placement)
             if self.demo:
                 log.warning(DEMO_NOTE)
             self.scheduler = Scheduler(
@@ -117,8 +104,7 @@ class Service:
                 queue_size=cfg.server.queue_size,
                 request_timeout_s=cfg.server.request_timeout_s,
                 keep_alive_s=cfg.server.keep_alive_s,
-                image_cfg=cfg.image,
-                npu_max_prompt_len=cfg.npu.max_prompt_len,
+                budget=budget,
                 demo=self.demo,
                 model_name=model_name,
                 model_path=str(self.model_dir) if self.model_dir is not None else "",
@@ -127,8 +113,7 @@ class Service:
             self.scheduler.start()
             from .openai_api.runner import HttpApi, WithHttpStatus
 
-            self.http = HttpApi(self.paths, cfg, self.scheduler, model_name=lambda: model_name,
-                                context_tokens=self._prompt_limit, count_tokens=self._count_tokens)
+            self.http = HttpApi(self.paths, cfg, self.scheduler, model_name=lambda: model_name, budget=budget)
             self.http.start()
             g = cfg.generation
             self.server = Server(
@@ -138,8 +123,7 @@ class Service:
                 max_pixels=cfg.image.max_pixels,
                 defaults=GenerationOptions(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop)),
                 version=__version__,
-                context_tokens=self._prompt_limit,
-                count_tokens=self._count_tokens,
+                budget=budget,
                 on_shutdown=self.request_stop,
                 on_failure=self._api_failed,
             )
@@ -256,34 +240,14 @@ class Service:
             if model_dir is None:  # a remote server measures its own context: no tokenizer here
                 return engine
             try:
-                self._load_tokenizer()
+                if self.budget is not None:
+                    self.budget.load_tokenizer()
             except Exception as exc:  # noqa: BLE001 - the checks load it on demand (and report) instead
                 log.warning("the tokenizer for request checks could not be loaded: %s", exc)
             return engine
 
         return load_with_tokenizer
 
-    def _prompt_limit(self) -> int:
-        """Tokens a request's text may use: the NPU's static prompt when the language model is there."""
-        placement = self.scheduler.status()["placement"] if self.scheduler is not None else None
-        if placement and placement.get("language_device") == "NPU":
-            return self.cfg.npu.max_prompt_len
-        return self._context_tokens
-
-    def _load_tokenizer(self) -> Any:
-        """A tokenizer of our own for the request checks, loaded with the model (on the scheduler's worker)."""
-        with self._tokenizer_lock:
-            if self._tokenizer is None:
-                import openvino_genai as ov_genai
-
-                self._tokenizer = ov_genai.Tokenizer(str(self.model_dir))
-            return self._tokenizer
-
-    def _count_tokens(self, text: str) -> int:
-        """Tokens of `text`, with a tokenizer of our own (the engine may be busy, unloaded or loading).
-
-        Called on the IPC server's check executor (never its socket thread), only for text that might not fit.
-        """
-        tokenizer = self._load_tokenizer()
-        with self._tokenizer_lock:  # one encode at a time: the executor has more than one thread
-            return int(tokenizer.encode(text).input_ids.get_shape()[1])
+    def _placement(self) -> dict[str, Any] | None:
+        """Where the loaded model runs (None before the first load): the budget's limit depends on it."""
+        return self.scheduler.status()["placement"] if self.scheduler is not None else None

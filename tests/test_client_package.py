@@ -47,7 +47,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new venv with the client wheel (built from ipc/) and its one dependency, nothing else."""
+    """A new venv with the client wheel (built from qwen_tray_client/) and its one dependency, nothing else."""
     work = tmp_path_factory.mktemp("client")
     wheels = work / "wheels"
     source = work / "ipc"  # a copy: building in the checkout would leave build/ and egg-info there

@@ -128,7 +128,7 @@ def test_a_held_image_decode_delays_no_other_client(daemon, held_decode) -> None
 
     entered, release = held_decode
     svc, info, engine = daemon()
-    assert svc._tokenizer is not None  # loaded with the model, not on the first request that needs it
+    assert svc.budget._tokenizer is not None  # loaded with the model, not on the first request that needs it
     a, b = RawClient(info), RawClient(info)
     try:
         a.send(gen("img", "what is this?", 5, blobs=1), _png())

@@ -138,13 +138,15 @@ def _ask_daemon(args: argparse.Namespace) -> int:
         print(json.dumps(answer.result))
     else:
         print()
+        if answer.result.get("trimmed"):  # the daemon left older turns out to fit the prompt budget
+            print(f"qwen-tray: {answer.result['trimmed']['note']}", file=sys.stderr)
         if answer.result.get("demo"):
             print(DEMO_MARK, file=sys.stderr)
     return 0
 
 
 def _ask_in_process(args: argparse.Namespace) -> int:
-    from ..engine.image_budget import budget_for, fit_image
+    from ..budget import PromptBudget, TooLarge
     from ..engine.loader import load_engine
     from ..images import load_image_file
     from ..paths import bundled_model_dir
@@ -161,11 +163,12 @@ def _ask_in_process(args: argparse.Namespace) -> int:
         args.device or cfg.model.device,
         placement_settings(paths, cfg),
     )
-    per_image = budget_for(
-        engine.placement.language_device == "NPU", cfg.image.max_tokens, cfg.image.default_tokens,
-        cfg.npu.max_prompt_len, engine.count_text_tokens(args.question), len(images),
-    )
-    message = Message("user", args.question, [fit_image(i, per_image) for i in images])
+    try:  # the same prompt budget as the daemon's (qwen_tray.budget): images scaled, the question checked
+        fitted = PromptBudget.from_config(cfg, args.model).fit([Message("user", args.question, images)], engine,
+                                                               opts.max_new_tokens)
+    except TooLarge as exc:
+        engine.close()
+        raise UserError(f"the question does not fit ({exc})") from None
 
     cancel = threading.Event()
     reader_gone = False
@@ -180,7 +183,7 @@ def _ask_in_process(args: argparse.Namespace) -> int:
             reader_gone = True
             cancel.set()
 
-    result = engine.generate([message], opts, stream, cancel)
+    result = engine.generate(fitted.messages, opts, stream, cancel)
     demo = _same_dir(Path(args.model), bundled_model_dir())
     if reader_gone:
         engine.close()
@@ -195,6 +198,7 @@ def _ask_in_process(args: argparse.Namespace) -> int:
             "backend": engine.backend,
             "placement": engine.placement.as_dict(),
             "demo": demo,
+            "trimmed": fitted.trimmed.as_dict() if fitted.trimmed is not None else None,
         }))
     else:
         print()

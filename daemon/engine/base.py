@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from PIL import Image
 
+    from ..budget import Trimmed
     from .placement import Placement
 
 Role = Literal["system", "user", "assistant"]
@@ -62,6 +63,7 @@ class GenerationResult:
     text: str
     finish_reason: FinishReason
     figures: Figures
+    trimmed: Trimmed | None = None  # what the prompt budget left out of the conversation (qwen_tray.budget)
 
 
 class Engine(Protocol):

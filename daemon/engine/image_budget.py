@@ -1,5 +1,6 @@
-"""Scale images so their vision tokens fit a budget before they reach the model.
+"""Scale an image so its vision tokens fit a number of tokens before it reaches the model.
 
+How many tokens an image may have is `qwen_tray.budget`'s decision; this is the pixel arithmetic.
 Qwen3-VL spends one token per 32x32 pixels (patch 16, merge 2). VLMPipeline only
 reads size limits from preprocessor_config.json, so to keep a 4K screenshot
 within the NPU's prompt (MAX_PROMPT_LEN) we resize here: aspect kept, sides
@@ -14,7 +15,6 @@ import math
 from PIL import Image
 
 PIXELS_PER_TOKEN_SIDE = 32
-PROMPT_OVERHEAD_TOKENS = 32  # chat template, role markers, vision start/end per image
 # openvino.genai 2026.4's VLMPipeline corrupts its heap (the process aborts: "corrupted size vs. prev_size")
 # when a conversation's first image is a single vision token (up to about 47x47 px) and a later image is
 # larger. A request must never kill the daemon, so such an image is enlarged to 2x2 tokens (64x64 px),
@@ -61,20 +61,3 @@ def fit_image(image: Image.Image, max_tokens: int) -> Image.Image:
     if size == image.size:
         return image
     return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-
-
-def budget_for(language_on_npu: bool, configured: int, default_tokens: int, npu_max_prompt_len: int,
-               text_tokens: int, n_images: int) -> int:
-    """Tokens each image may use.
-
-    A configured budget wins. On the NPU, text plus images must fit MAX_PROMPT_LEN,
-    so the images share what the text leaves. Elsewhere the default applies.
-    """
-    if configured > 0:
-        per_image = configured
-    elif language_on_npu:
-        left = npu_max_prompt_len - text_tokens - PROMPT_OVERHEAD_TOKENS * max(1, n_images)
-        per_image = left // max(1, n_images)
-    else:
-        per_image = default_tokens
-    return max(4, per_image)

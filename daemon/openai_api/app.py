@@ -157,6 +157,12 @@ def _finish(result: GenerationResult) -> str:
     return "length" if result.finish_reason == "length" else "stop"
 
 
+def _trimmed(result: GenerationResult) -> dict[str, Any]:
+    """`trimmed` at the top level of the response (or of the stream's finishing chunk), only when the prompt
+    budget left part of the conversation out; the `openai` package keeps unknown fields (`model_extra`)."""
+    return {"trimmed": result.trimmed.as_dict()} if result.trimmed is not None else {}
+
+
 def create_app(state: ApiState) -> ASGIApp:
     async def models(request: Request) -> Response:
         data = [{"id": mid, "object": "model", "created": state.created, "owned_by": "qwen-tray"}
@@ -254,18 +260,18 @@ def create_app(state: ApiState) -> ASGIApp:
             "id": cid, "object": "chat.completion", "created": int(time.time()), "model": req.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text, "refusal": None},
                          "logprobs": None, "finish_reason": _finish(result)}],
-            "usage": _usage(result), "system_fingerprint": None,
+            "usage": _usage(result), "system_fingerprint": None, **_trimmed(result),
         })
 
     async def _stream(job: Job, queue: asyncio.Queue, req: ChatRequest, cid: str) -> AsyncIterator[bytes]:
         created = int(time.time())
         usage_null = {"usage": None} if req.include_usage else {}
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
             obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
                    "system_fingerprint": None,
                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-                   **usage_null}
+                   **usage_null, **(extra or {})}
             return sse(obj)
 
         finished = False
@@ -282,7 +288,7 @@ def create_app(state: ApiState) -> ASGIApp:
                     yield sse(error_body(code if code in STATUS else "engine_error", message))
                     return
                 result: GenerationResult = value
-                yield chunk({}, _finish(result))
+                yield chunk({}, _finish(result), _trimmed(result))
                 if req.include_usage:
                     yield sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
                                "system_fingerprint": None, "choices": [], "usage": _usage(result)})

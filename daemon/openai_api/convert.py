@@ -176,8 +176,9 @@ def chat_request(obj: dict[str, Any], admission: Admission, model_name: str,
         messages.append(Message(role, text, images))
     if messages[-1].role != "user":
         raise bad(f"the last message must be the user's (role \"user\"), not {messages[-1].role!r}")
-    admission.check_context([m.text for m in messages])
-    return ChatRequest(model, messages, admission.options(requested), bool(stream), include_usage)
+    options = admission.options(requested)
+    admission.check_context([(m.role, m.text, len(m.images)) for m in messages], options.max_new_tokens)
+    return ChatRequest(model, messages, options, bool(stream), include_usage)
 
 
 def image_urls(obj: dict[str, Any], wanted: Callable[[str], bool]) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..admission import Admission
+from ..budget import PromptBudget
 from ..config import Config
 from ..engine.base import GenerationOptions
 from ..jobs import Job
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 class HttpApi:
     def __init__(self, paths: Paths, cfg: Config, scheduler: Any, *, model_name: Callable[[], str],
-                 context_tokens: Callable[[], int] | None, count_tokens: Callable[[str], int] | None) -> None:
+                 budget: PromptBudget | None) -> None:
         self._paths = paths
         self._cfg = cfg
         self._scheduler = scheduler
@@ -29,7 +30,7 @@ class HttpApi:
         g = cfg.generation
         self.admission = Admission(max_bytes=cfg.image.max_bytes, max_pixels=cfg.image.max_pixels,
                                    defaults=GenerationOptions(g.max_new_tokens, g.temperature, g.top_p, tuple(g.stop)),
-                                   context_tokens=context_tokens, count_tokens=count_tokens)
+                                   budget=budget)
         self._state: Any = None
         self._server: Any = None
         self.url = ""

@@ -388,6 +388,8 @@ class AnswerPopup:
             more = " (reached the length limit)" if result.finish_reason == "length" else ""
             state = "done"
             text = f"Done \u00b7 {f.completion_tokens} tokens \u00b7 {f.tokens_per_s:.1f} tokens/s{more}"
+        if result.trimmed is not None:  # the prompt budget left older turns out (qwen_tray.budget)
+            text += f" \u00b7 {result.trimmed.summary()}"
         if demo:
             text += " \u00b7 demo model: it only names the main colour"
         if turn.answer and turn.message is not None:
