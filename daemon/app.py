@@ -30,6 +30,14 @@ from .paths import Paths
 
 log = logging.getLogger(__name__)
 
+WHAT = {"ask_screen": "the screen", "ask_region": "a region"}  # what each hotkey asks about, for people
+NOTICE_REPAINT_MS = 200  # after closing our notice, before a capture (as the desktop waits for its own windows)
+
+
+def pretty_combo(combo: str) -> str:
+    """"ctrl+alt+q" -> "Ctrl+Alt+Q", as people write keys."""
+    return "+".join(part.upper() if len(part) == 1 else part.capitalize() for part in combo.split("+"))
+
 
 def display_problem() -> str:
     """Why there is no desktop to show ("" when there is one)."""
@@ -86,6 +94,10 @@ class DesktopApp:
                                history_path=history_file(paths.models_dir.parent))
         self.hotkeys: Any = None
         self.hotkey_problems: list[str] = []
+        self.hotkey_retry: Any = None
+        self._taken: dict[str, str] = {}  # name -> the problem shown for a hotkey another program holds
+        self._working: list[str] = []  # "ctrl+alt+r asks about a region", ...
+        self.notice: Any = None  # the open daemon.ui.notice.Notice, if any
         self.tray: Any = None
         self.actions = Actions(self.inbox, self.desktop, service.scheduler, paths, self.quit)
         self._quitting = threading.Event()
@@ -98,31 +110,97 @@ class DesktopApp:
 
     # -- parts --------------------------------------------------------------------------------------------
     def start_hotkeys(self) -> None:
-        """Register the configured hotkeys; one that is taken or malformed is reported and the rest still work."""
+        """Register the configured hotkeys; one that is taken or malformed is reported and the rest still work.
+
+        A hotkey another program holds is retried until it is free (daemon.hotkey.retry); the log says which
+        hotkeys work, and `hotkey_notice()` says what does not, once, on screen.
+        """
         from .hotkey import HotkeyError, HotkeyTaken, HotkeyUnavailable, create_listener
+        from .hotkey.retry import HotkeyRetry
 
         hk = self.cfg.hotkey
         try:
             listener = create_listener(hk.backend)
         except HotkeyUnavailable as exc:
-            self.hotkey_problems.append(str(exc))
+            self.hotkey_problems.append(f"hotkeys are off: {exc}")
             log.warning("hotkeys are off: %s", exc)
             return
-        for name, combo, action in (
-            ("ask_screen", hk.ask_screen, self.desktop.ask_screen),
-            ("ask_region", hk.ask_region, self.desktop.ask_region),
-        ):
+        self.hotkey_retry = HotkeyRetry(listener, self._hotkey_freed)
+        working: list[str] = []
+        for name, combo, action in self._hotkey_table():
             if not combo:
                 continue
+            callback = self._hotkey_callback(action)
             try:
-                listener.register(name, combo, lambda a=action: self.inbox.post(a))
-            except (HotkeyTaken, HotkeyError, HotkeyUnavailable) as exc:
+                listener.register(name, combo, callback)
+                working.append(f"{combo} asks about {WHAT[name]}")
+            except HotkeyTaken as exc:
+                problem = f"{combo} ({WHAT[name]}) is held by another program"
+                self._taken[name] = problem
+                self.hotkey_problems.append(problem)
+                log.warning("%s: it does nothing until that program lets go; qwen-tray takes it then", exc)
+                self.hotkey_retry.add(name, combo, callback)
+            except (HotkeyError, HotkeyUnavailable) as exc:
                 self.hotkey_problems.append(str(exc))
                 log.warning("%s", exc)
         listener.start()
         self.hotkeys = listener
         self.actions.hotkeys = listener
-        log.info("hotkeys: %s asks about the screen, %s about a region", hk.ask_screen, hk.ask_region)
+        if self._taken and hasattr(listener, "watch_desktop"):
+            listener.watch_desktop(self.hotkey_retry.poke)
+        self._working = working
+        problems = self.hotkey_problems
+        log.info("hotkeys: %s%s", "; ".join(working) if working else "none works",
+                 f" (not working: {'; '.join(problems)})" if problems else "")
+
+    def _hotkey_callback(self, action: Any) -> Any:
+        """What a hotkey does (on the listener's thread): hand `action` to the Tk thread, closing a notice first."""
+        return lambda: self.inbox.post(self._before_capture, action)
+
+    def _before_capture(self, action: Any) -> None:
+        """Tk thread: a notice of ours must not be in the screenshot; give the desktop a moment to repaint."""
+        if self.notice is not None and self.notice.open:
+            self.notice.close()
+            self.root.update_idletasks()
+            self.root.after(NOTICE_REPAINT_MS, action)
+            return
+        action()
+
+    def _hotkey_freed(self, name: str, combo: str) -> None:
+        """The retry thread took a hotkey that another program held: say so, and the tooltip drops the note."""
+        problem = self._taken.pop(name, "")
+        if problem in self.hotkey_problems:
+            self.hotkey_problems.remove(problem)
+        log.info("hotkey %s is free now: it asks about %s", combo, WHAT[name])
+        if not self._taken and self.hotkeys is not None and hasattr(self.hotkeys, "watch_desktop"):
+            self.hotkeys.watch_desktop(None)
+        self._refresh_tray()
+
+    def hotkey_notice(self) -> str:
+        """The one notice about hotkeys at start ("" when all work)."""
+        if not self.hotkey_problems:
+            return ""
+        taken = [(name, combo) for name, combo, _ in self._hotkey_table() if name in self._taken]
+        lines = [f"{pretty_combo(combo)} (ask about {WHAT[name]}) is held by another program: qwen-tray takes it "
+                 "as soon as that program lets go." for name, combo in taken]
+        lines += [p[:1].upper() + p[1:] + "." for p in self.hotkey_problems if p not in self._taken.values()]
+        works = [pretty_combo(w.split(" ", 1)[0]) + " (ask about " + w.split(" about ", 1)[1] + ")"
+                 for w in self._working]
+        lines.append(" and ".join([*works, "the tray menu"]) + " work.")
+        return "\n".join(lines)
+
+    def _hotkey_table(self) -> list[tuple[str, str, Any]]:
+        hk = self.cfg.hotkey
+        return [("ask_screen", hk.ask_screen, self.desktop.ask_screen),
+                ("ask_region", hk.ask_region, self.desktop.ask_region)]
+
+    def show_notice(self, text: str) -> None:
+        """A self-closing notice (Tk thread)."""
+        from .ui.notice import Notice
+
+        if self.notice is not None:
+            self.notice.close()
+        self.notice = Notice(self.root, text)
 
     def start_tray(self) -> None:
         if not self.cfg.ui.show_tray:
@@ -131,7 +209,9 @@ class DesktopApp:
         from .ui.tray import Tray
 
         try:
-            self.tray = Tray(self.actions)
+            from .ui.tkmenu import TkTrayMenu
+
+            self.tray = Tray(self.actions, popup_menu=TkTrayMenu(self.root, self.inbox.post))
             self.tray.start()
         except Exception as exc:  # no tray host, no X connection for pystray...: the rest still works
             log.warning("no tray icon: %s", exc)
@@ -162,7 +242,7 @@ class DesktopApp:
             if self.tray is None:
                 return
             status = self._status()
-            if self.hotkey_problems:  # e.g. "hotkey ctrl+alt+q (ask_screen) is already taken by another program"
+            if self.hotkey_problems:  # e.g. "ctrl+alt+q (the screen) is held by another program"
                 status["note"] = self.hotkey_problems[0]
             self.tray.set_state(status.get("state", "loading"), status)
 
@@ -202,7 +282,8 @@ class DesktopApp:
             self.start_tray()
             self.start_hotkeys()
             if self.hotkey_problems:
-                self._refresh_tray()  # show the problem in the tooltip
+                self._refresh_tray()  # show the problem in the tooltip...
+                self.show_notice(self.hotkey_notice())  # ...and once where it is seen
             log.info("desktop ready")
             self.root.after_idle(self.inbox.drain)  # anything posted before the loop runs (Windows wake-ups)
             if not self._quitting.is_set():
@@ -217,6 +298,8 @@ class DesktopApp:
             self.desktop.close_windows()
         except Exception:
             log.debug("closing windows failed", exc_info=True)
+        if self.hotkey_retry is not None:
+            self.hotkey_retry.stop()
         if self.hotkeys is not None:
             self.hotkeys.stop()
         if self.tray is not None:

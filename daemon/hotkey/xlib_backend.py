@@ -5,6 +5,8 @@ matches the modifier state exactly, so NumLock, CapsLock and ScrollLock (where m
 grab every combination of those lock bits. Another client's grab of the same combination answers BadAccess,
 which we catch per request (an error handler plus a sync round trip) and report as HotkeyTaken for that hotkey
 only. The listener thread blocks in select() on the X connection and a wake-up pipe: no polling while idle.
+While a hotkey is held elsewhere, `watch_desktop(callback)` also listens to the root window's active-window and
+window-list properties, which change when the other program closes or loses focus: a cue to try again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import select
 import threading
+from collections.abc import Callable
 
 from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
 from daemon.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_x11
@@ -48,6 +51,9 @@ class XlibHotkeyListener(PausableListener):
         self._by_combo: dict[tuple[int, int], str] = {}
         self._dispatch = Dispatcher()
         self._last_release: dict[int, int] = {}  # keycode -> server time of its last KeyRelease
+        self._desktop_atoms = {self._display.intern_atom(n) for n in ("_NET_ACTIVE_WINDOW", "_NET_CLIENT_LIST")}
+        self._on_desktop_change: Callable[[], None] | None = None
+        self._desktop_changed = False
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
         self._closed = False
@@ -143,6 +149,16 @@ class XlibHotkeyListener(PausableListener):
                 log.error("after a keyboard mapping change: %s", exc)
         self.mapping_changes += 1
 
+    def watch_desktop(self, callback: Callable[[], None] | None) -> None:
+        """While `callback` is set, call it (on the listener thread) when the root window's active window or
+        window list changes; None stops listening to them (nothing is read while no hotkey is missing)."""
+        with self._xlock:
+            if self._closed:
+                return
+            self._on_desktop_change = callback
+            self._root.change_attributes(event_mask=self._X.PropertyChangeMask if callback is not None else 0)
+            self._display.flush()
+
     def start(self) -> None:
         if self._thread is not None:
             return
@@ -180,6 +196,14 @@ class XlibHotkeyListener(PausableListener):
             while not self._stopping:
                 for name in self._drain():
                     self._dispatch.fire(name)
+                if self._desktop_changed:
+                    self._desktop_changed = False
+                    callback = self._on_desktop_change
+                    if callback is not None:
+                        try:
+                            callback()
+                        except Exception:
+                            log.exception("the desktop-change callback failed")
                 if self._stopping:  # a callback may have called stop(); its fds are closed now
                     break
                 readable, _, _ = select.select([fd, self._wake_r], [], [])
@@ -202,6 +226,9 @@ class XlibHotkeyListener(PausableListener):
                     if event.request in (X.MappingKeyboard, X.MappingModifier):
                         self._display.refresh_keyboard_mapping(event)
                         self._regrab()  # the keys may sit on other keycodes now (layout switch, xmodmap)
+                elif event.type == X.PropertyNotify:
+                    if event.atom in self._desktop_atoms:
+                        self._desktop_changed = True
                 elif event.type == X.KeyRelease:
                     self._last_release[event.detail] = event.time
                 elif event.type == X.KeyPress:
