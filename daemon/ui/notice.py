@@ -99,7 +99,7 @@ def show_error(text: str, title: str = ERROR_TITLE, timeout_s: float = ERROR_DIA
         tk.Label(root, text="qwen-tray could not start", font=("TkDefaultFont", 11, "bold"), anchor="w").pack(
             fill="x")
         lines = max(2, min(12, sum(len(line) // 70 + 1 for line in text.splitlines())))
-        box = tk.Text(root, width=72, height=lines, wrap="word", relief="flat", borderwidth=0,
+        box = tk.Text(root, width=72, height=lines, wrap="word", relief="flat", borderwidth=0, font="TkDefaultFont",
                       background=root.cget("background"), highlightthickness=0)
         box.insert("1.0", text)
         box.configure(state="disabled")  # read-only, still selectable
