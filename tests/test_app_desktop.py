@@ -239,6 +239,32 @@ def test_a_taken_hotkey_is_noticed_retried_until_free_and_the_rest_works_then_qw
     assert not app.paths.connection_file.exists()
 
 
+def test_the_tray_menu_on_linux_pauses_the_hotkeys_and_quits(xvfb_tray: XvfbDisplay) -> None:
+    """A real right click on the docked icon opens the menu; its items are picked as a user would."""
+    d = xvfb_tray
+    app = App(d, '[log]\nlevel = "DEBUG"\n')
+    try:
+        app.wait_log(r"desktop ready")
+        wid = d.wait_for_window(r"^qwen-tray: ", 30, visible=False)
+        x, y, w, h = d.window_geometry(wid)
+        d.xdotool("mousemove", str(x + w // 2), str(y + h // 2), "click", "3")
+        app.wait_log(r"tray menu opened")
+        d.xdotool("key", "p")  # "Pause hotkeys" (its underlined letter)
+        app.wait_log(r"hotkeys paused")
+        d.xdotool("key", "ctrl+alt+q")  # swallowed while paused
+        time.sleep(1.0)
+        assert d.run("xdotool", "search", "--onlyvisible", "--name", "^qwen-tray - ", check=False) == ""
+        d.xdotool("mousemove", str(x + w // 2), str(y + h // 2), "click", "3")
+        app.wait_log(r"tray menu opened", count=2)
+        d.xdotool("key", "q")  # "Quit"
+        assert app.proc.wait(30) == 0
+    finally:
+        app.stop()
+    log = app.log()
+    assert "tray menu: Pause hotkeys" in log and "tray menu: Quit" in log
+    assert "desktop stopped" in log and "daemon.service: stopped" in log
+
+
 def test_tray_can_be_hidden_and_ctrl_c_ends_the_app(xvfb_tray: XvfbDisplay) -> None:
     app = App(xvfb_tray, "[ui]\nshow_tray = false\n")
     try:
