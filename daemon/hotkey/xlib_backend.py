@@ -84,17 +84,22 @@ class XlibHotkeyListener(PausableListener):
     # -- HotkeyListener --------------------------------------------------------------------------------------
     def register(self, name: str, hotkey: Hotkey | str, callback: Callback) -> None:
         hk = as_hotkey(hotkey)
-        with self._xlock:
-            if self._closed:
-                raise HotkeyUnavailable("the hotkey listener is stopped")
-            for other, other_hk in self._hotkeys.items():
-                if other != name and other_hk == hk:
-                    raise HotkeyTaken(name, hk, f"it is already bound here to {other!r}")
-            self._forget(name)  # re-registering a name replaces its old combination
-            self._grab(name, hk)
-            self._hotkeys[name] = hk
-            self._dispatch.set(name, callback)
-        self._wake()  # the sync may have queued events the listener thread has not seen
+        try:
+            with self._xlock:
+                if self._closed:
+                    raise HotkeyUnavailable("the hotkey listener is stopped")
+                for other, other_hk in self._hotkeys.items():
+                    if other != name and other_hk == hk:
+                        raise HotkeyTaken(name, hk, f"it is already bound here to {other!r}")
+                self._forget(name)  # re-registering a name replaces its old combination
+                self._grab(name, hk)
+                self._hotkeys[name] = hk
+                self._dispatch.set(name, callback)
+        finally:
+            # The sync may have read events (a key press) into python-xlib's queue that the listener thread,
+            # asleep in select() on the now empty socket, would not see until the next X event: also when the
+            # grab failed (a retry of a taken hotkey runs on another thread while the listener sleeps).
+            self._wake()
         log.info("hotkey %s registered for %s", hk, name)
 
     def unregister(self, name: str) -> None:
@@ -102,6 +107,7 @@ class XlibHotkeyListener(PausableListener):
             if not self._closed:
                 self._forget(name)
                 self._display.sync()
+        self._wake()  # as in register: the sync may have read events
 
     def _forget(self, name: str) -> None:
         self._ungrab(name)
@@ -158,6 +164,7 @@ class XlibHotkeyListener(PausableListener):
             self._on_desktop_change = callback
             self._root.change_attributes(event_mask=self._X.PropertyChangeMask if callback is not None else 0)
             self._display.flush()
+        self._wake()  # a flush may read events too
 
     def start(self) -> None:
         if self._thread is not None:
