@@ -74,6 +74,22 @@ def _clipboard_reader() -> Any:
     return read
 
 
+class _NoticeFirst:
+    """The desktop as the tray menu sees it: an ask closes our notice first, so it is never in the capture."""
+
+    def __init__(self, app: DesktopApp) -> None:
+        self._app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app.desktop, name)
+
+    def ask_screen(self, delay_ms: int = 0) -> None:
+        self._app._before_capture(lambda: self._app.desktop.ask_screen(delay_ms))
+
+    def ask_region(self, delay_ms: int = 0) -> None:
+        self._app._before_capture(lambda: self._app.desktop.ask_region(delay_ms))
+
+
 class DesktopApp:
     """Owns the desktop's parts for one `run`; `run()` blocks on the Tk loop until quit."""
 
@@ -96,10 +112,10 @@ class DesktopApp:
         self.hotkey_problems: list[str] = []
         self.hotkey_retry: Any = None
         self._taken: dict[str, str] = {}  # name -> the problem shown for a hotkey another program holds
-        self._working: list[str] = []  # "ctrl+alt+r asks about a region", ...
+        self._working: list[tuple[str, str]] = []  # (name, combo) of the hotkeys that work
         self.notice: Any = None  # the open daemon.ui.notice.Notice, if any
         self.tray: Any = None
-        self.actions = Actions(self.inbox, self.desktop, service.scheduler, paths, self.quit)
+        self.actions = Actions(self.inbox, _NoticeFirst(self), service.scheduler, paths, self.quit)
         self._quitting = threading.Event()
         self._tray_lock = threading.Lock()
         self._old_signals: dict[int, Any] = {}
@@ -126,22 +142,24 @@ class DesktopApp:
             log.warning("hotkeys are off: %s", exc)
             return
         self.hotkey_retry = HotkeyRetry(listener, self._hotkey_freed)
-        working: list[str] = []
+        working: list[tuple[str, str]] = []
         for name, combo, action in self._hotkey_table():
             if not combo:
                 continue
             callback = self._hotkey_callback(action)
             try:
                 listener.register(name, combo, callback)
-                working.append(f"{combo} asks about {WHAT[name]}")
+                working.append((name, combo))
             except HotkeyTaken as exc:
                 problem = f"{combo} ({WHAT[name]}) is held by another program"
-                self._taken[name] = problem
-                self.hotkey_problems.append(problem)
+                with self._tray_lock:
+                    self._taken[name] = problem
+                    self.hotkey_problems.append(problem)
                 log.warning("%s: it does nothing until that program lets go; qwen-tray takes it then", exc)
                 self.hotkey_retry.add(name, combo, callback)
             except (HotkeyError, HotkeyUnavailable) as exc:
-                self.hotkey_problems.append(str(exc))
+                with self._tray_lock:
+                    self.hotkey_problems.append(str(exc))
                 log.warning("%s", exc)
         listener.start()
         self.hotkeys = listener
@@ -149,8 +167,9 @@ class DesktopApp:
         if self._taken and hasattr(listener, "watch_desktop"):
             listener.watch_desktop(self.hotkey_retry.poke)
         self._working = working
-        problems = self.hotkey_problems
-        log.info("hotkeys: %s%s", "; ".join(working) if working else "none works",
+        problems = list(self.hotkey_problems)
+        works = [f"{combo} asks about {WHAT[name]}" for name, combo in working]
+        log.info("hotkeys: %s%s", "; ".join(works) if works else "none works",
                  f" (not working: {'; '.join(problems)})" if problems else "")
 
     def _hotkey_callback(self, action: Any) -> Any:
@@ -168,11 +187,14 @@ class DesktopApp:
 
     def _hotkey_freed(self, name: str, combo: str) -> None:
         """The retry thread took a hotkey that another program held: say so, and the tooltip drops the note."""
-        problem = self._taken.pop(name, "")
-        if problem in self.hotkey_problems:
-            self.hotkey_problems.remove(problem)
+        with self._tray_lock:  # `_refresh_tray` reads the problems on other threads
+            problem = self._taken.pop(name, "")
+            if problem in self.hotkey_problems:
+                self.hotkey_problems.remove(problem)
+            self._working.append((name, combo))
+            still_taken = bool(self._taken)
         log.info("hotkey %s is free now: it asks about %s", combo, WHAT[name])
-        if not self._taken and self.hotkeys is not None and hasattr(self.hotkeys, "watch_desktop"):
+        if not still_taken and self.hotkeys is not None and hasattr(self.hotkeys, "watch_desktop"):
             self.hotkeys.watch_desktop(None)
         self._refresh_tray()
 
@@ -184,8 +206,7 @@ class DesktopApp:
         lines = [f"{pretty_combo(combo)} (ask about {WHAT[name]}) is held by another program: qwen-tray takes it "
                  "as soon as that program lets go." for name, combo in taken]
         lines += [p[:1].upper() + p[1:] + "." for p in self.hotkey_problems if p not in self._taken.values()]
-        works = [pretty_combo(w.split(" ", 1)[0]) + " (ask about " + w.split(" about ", 1)[1] + ")"
-                 for w in self._working]
+        works = [f"{pretty_combo(combo)} (ask about {WHAT[name]})" for name, combo in self._working]
         lines.append(" and ".join([*works, "the tray menu"]) + " work.")
         return "\n".join(lines)
 
