@@ -324,6 +324,7 @@ def test_right_click_opens_the_same_menu_as_windows_and_its_items_work(
                               d.env())
             pump(tk_root, lambda: popup.opened > opened and popup.menu is not None and popup.menu.winfo_ismapped(),
                  10, "the tray menu")
+            settle(tk_root, 0.3)  # mapped as far as Tk knows; let the server show it before clicking in it
             assert popup.menu is not None
             return popup.menu
 
