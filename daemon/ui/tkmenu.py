@@ -76,9 +76,9 @@ class TkTrayMenu:
     def _show(self, entries: Callable[[], list[MenuEntry]], x: int, y: int) -> None:
         try:
             menu = self.build(entries())
+            menu.tk_popup(x, y)  # posts it and takes the pointer and keyboard (X11: a global grab)
             self.opened += 1
-            log.debug("tray menu opened at %+d%+d", x, y)
-            menu.tk_popup(x, y)
+            log.debug("tray menu opened at %+d%+d", x, y)  # after the grab: keys typed now reach the menu
         except Exception:
             log.exception("the tray menu could not be shown")
 
