@@ -31,6 +31,7 @@ from .paths import Paths
 log = logging.getLogger(__name__)
 
 WHAT = {"ask_screen": "the screen", "ask_region": "a region"}  # what each hotkey asks about, for people
+_FINISHED_TK: list[Any] = []  # Tk interpreters whose desktop has ended: freed at exit, on the main thread
 NOTICE_REPAINT_MS = 200  # after closing our notice, before a capture (as the desktop waits for its own windows)
 
 
@@ -367,7 +368,10 @@ def run_desktop(service: Any, paths: Paths, cfg: Config) -> int:
     app = DesktopApp(service, paths, cfg, root)
     app.run()
     # Free Tk's objects here, on the Tk thread: a Tk interpreter collected later on another thread makes Tcl
-    # abort the process.
+    # abort the process. A thread that outlived its join (the tray's, after its 1 s) or a menu action's thread
+    # may still hold a path to the root; keeping the interpreter itself until exit makes sure its last reference
+    # never drops there (at exit it is freed on this thread).
+    _FINISHED_TK.append(root.tk)
     del app, root
     gc.collect()
     return int(getattr(service, "exit_code", 0))  # 1 when the service failed (its local API died)

@@ -74,6 +74,8 @@ class XTrayIcon:
         self._send("stop", None)
         if self._thread is not None:
             self._thread.join(timeout)
+        # A thread that outlives the join must not keep the app's objects (and its Tk) alive with it.
+        self.on_activate = self.on_menu = None
 
     def _send(self, what: str, arg: Any) -> None:
         self._commands.put((what, arg))
