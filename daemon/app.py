@@ -208,7 +208,7 @@ class DesktopApp:
                  "as soon as that program lets go." for name, combo in taken]
         lines += [p[:1].upper() + p[1:] + "." for p in self.hotkey_problems if p not in self._taken.values()]
         works = [f"{pretty_combo(combo)} (ask about {WHAT[name]})" for name, combo in self._working]
-        lines.append(" and ".join([*works, "the tray menu"]) + " work.")
+        lines.append(f"{', '.join(works)} and the tray menu work." if works else "The tray menu works.")
         return "\n".join(lines)
 
     def _hotkey_table(self) -> list[tuple[str, str, Any]]:
