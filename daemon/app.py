@@ -1,14 +1,15 @@
 """`qwen-tray run` with a display: the desktop (popup, region overlay, tray, hotkeys) around the service.
 
 Threads and who owns what:
-- main thread: Tk (every widget, the popup, the overlay, screen captures);
-- "tray": pystray's loop; "hotkeys": the hotkey listener; the service's own
-  threads (ZeroMQ server, scheduler worker with the engine).
+- main thread: Tk (every widget, the popup, the overlay, the X11 tray menu, notices, screen captures);
+- "tray": the tray icon's loop; "hotkeys-*": the hotkey listener; "hotkey-retry"
+  only while a hotkey is held by another program; the service's own threads
+  (ZeroMQ server, scheduler worker with the engine).
 They talk only through queues and events: other threads reach Tk through
 `TkInbox.post` (a queue plus one wake-up, no timer), the popup reaches the
 engine through `Scheduler.submit` (the scheduler's queue), and job events come
-back through the same inbox. When nobody asks, every thread is blocked and the
-process uses no CPU.
+back through the same inbox. When nobody asks and every hotkey is ours, every
+thread is blocked and the process uses no CPU.
 
 Shutdown (tray Quit, SIGTERM, Ctrl+C): Tk leaves its loop, our windows close
 (cancelling a running answer), hotkeys and tray stop, then the service stops
