@@ -63,7 +63,7 @@ def _set_dpi_awareness() -> None:
 
 
 def _clipboard_reader() -> Any:
-    """`() -> (image or None, reason)` over daemon.clipboard, or None when this build has no clipboard support."""
+    """`() -> (image or None, reason)` over qwen_tray.clipboard, or None when this build has no clipboard support."""
     try:
         from .clipboard import read_clipboard
     except ImportError:
@@ -115,7 +115,7 @@ class DesktopApp:
         self.hotkey_retry: Any = None
         self._taken: dict[str, str] = {}  # name -> the problem shown for a hotkey another program holds
         self._working: list[tuple[str, str]] = []  # (name, combo) of the hotkeys that work
-        self.notice: Any = None  # the open daemon.ui.notice.Notice, if any
+        self.notice: Any = None  # the open qwen_tray.ui.notice.Notice, if any
         self.tray: Any = None
         self.actions = Actions(self.inbox, _NoticeFirst(self), service.scheduler, paths, self.quit)
         self._quitting = threading.Event()
@@ -130,7 +130,7 @@ class DesktopApp:
     def start_hotkeys(self) -> None:
         """Register the configured hotkeys; one that is taken or malformed is reported and the rest still work.
 
-        A hotkey another program holds is retried until it is free (daemon.hotkey.retry); the log says which
+        A hotkey another program holds is retried until it is free (qwen_tray.hotkey.retry); the log says which
         hotkeys work, and `hotkey_notice()` says what does not, once, on screen.
         """
         from .hotkey import HotkeyError, HotkeyTaken, HotkeyUnavailable, create_listener

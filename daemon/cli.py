@@ -9,7 +9,7 @@ then every error, expected or not, goes to the log file (with its traceback) and
 on Windows, to a message box, so a broken config never fails silently. On Linux a
 launcher or autostart gives the process no terminal but a stderr nobody reads, so
 an error that stops `qwen-tray run` (the desktop) is also shown in a dialog when no
-terminal is attached and there is a display (`daemon.ui.notice.show_error`).
+terminal is attached and there is a display (`qwen_tray.ui.notice.show_error`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from . import __version__, privacy  # noqa: F401 - privacy first: OpenVINO telemetry off
 from .commands import UserError
 
-log = logging.getLogger("daemon.cli")
+log = logging.getLogger("qwen_tray.cli")
 
 # One entry per command module in daemon/commands/; add a line to add a command family.
 COMMAND_MODULES = (
@@ -57,7 +57,7 @@ def show_message_box(title: str, text: str) -> None:
         show_error_window(text)
         return
     try:
-        from ipc import win32
+        from qwen_tray_client import win32
 
         win32.call("MessageBoxW", None, text, title,
                    win32.MB_OK | win32.MB_ICONERROR | win32.MB_SETFOREGROUND | win32.MB_TOPMOST)
@@ -77,11 +77,11 @@ def _log_to_file() -> str:
 
     root = logging.getLogger()
     for h in root.handlers:
-        if isinstance(h, logging.handlers.RotatingFileHandler):  # the one daemon.logs sets up
+        if isinstance(h, logging.handlers.RotatingFileHandler):  # the one qwen_tray.logs sets up
             return str(h.baseFilename)
     log_file = default_paths().log_file
     try:
-        private_dir(log_file.parent)  # the user's alone, as daemon.logs makes it
+        private_dir(log_file.parent)  # the user's alone, as qwen_tray.logs makes it
         handler = PrivateRotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
     except OSError:
         return "(no log file could be opened)"
@@ -106,7 +106,7 @@ def no_terminal() -> bool:
 
 
 def show_error_window(message: str, where: str = "") -> bool:
-    """Linux/X11: the error in a dialog (daemon.ui.notice); False when there is no display or no Tk."""
+    """Linux/X11: the error in a dialog (qwen_tray.ui.notice); False when there is no display or no Tk."""
     import os
 
     if sys.platform == "win32" or not os.environ.get("DISPLAY"):

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from daemon.hotkey.base import HotkeyTaken, HotkeyUnavailable
-from daemon.hotkey.parse import MOD_NOREPEAT, parse_hotkey, to_win32
-from daemon.hotkey.win32_backend import (
+from qwen_tray.hotkey.base import HotkeyTaken, HotkeyUnavailable
+from qwen_tray.hotkey.parse import MOD_NOREPEAT, parse_hotkey, to_win32
+from qwen_tray.hotkey.win32_backend import (
     ERROR_HOTKEY_ALREADY_REGISTERED,
     WM_HOTKEY,
     WM_QUIT,
@@ -235,7 +235,7 @@ def test_stop_from_a_callback(api: FakeUser32) -> None:
 def test_a_held_hotkey_is_taken_by_the_retry_once_the_other_program_lets_go(
         api: FakeUser32, listener: Win32HotkeyListener) -> None:
     """Windows has no event for another program's UnregisterHotKey: the backoff retry finds it free."""
-    from daemon.hotkey.retry import HotkeyRetry
+    from qwen_tray.hotkey.retry import HotkeyRetry
 
     fired: queue.Queue[str] = queue.Queue()
     with pytest.raises(HotkeyTaken):

@@ -10,9 +10,9 @@ from Xlib import XK, X, Xatom, error
 from Xlib import display as xdisplay
 from xvfb import XvfbDisplay
 
-from daemon.hotkey import create_listener
-from daemon.hotkey.base import HotkeyTaken, HotkeyUnavailable
-from daemon.hotkey.xlib_backend import XlibHotkeyListener
+from qwen_tray.hotkey import create_listener
+from qwen_tray.hotkey.base import HotkeyTaken, HotkeyUnavailable
+from qwen_tray.hotkey.xlib_backend import XlibHotkeyListener
 
 WAIT = 15.0
 
@@ -208,7 +208,7 @@ def test_a_taken_hotkey_is_retaken_when_the_desktop_changes(xvfb_display: XvfbDi
     after the backoff (an hour here), and the real key fires."""
     import threading
 
-    from daemon.hotkey.retry import HotkeyRetry
+    from qwen_tray.hotkey.retry import HotkeyRetry
 
     rival = _grab_elsewhere(xvfb_display.display, "q", X.ControlMask | X.Mod1Mask)
     fired: queue.Queue[str] = queue.Queue()
@@ -243,7 +243,7 @@ def test_retry_backs_off_and_stops_with_nothing_missing() -> None:
     """Any backend: tries after first_s, then twice as long each time up to longest_s; no thread when done."""
     import threading
 
-    from daemon.hotkey.retry import HotkeyRetry
+    from qwen_tray.hotkey.retry import HotkeyRetry
 
     class Busy:
         """A listener whose combination is held elsewhere for the first three tries."""

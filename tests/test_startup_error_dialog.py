@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import qwen_tray_cmd
 from xvfb import XvfbDisplay
 
-from daemon.paths import default_paths
+from qwen_tray.paths import default_paths
 
 BAD_CONFIG = "[generation]\nmax_new_tokens = -3\n"
 

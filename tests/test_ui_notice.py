@@ -8,8 +8,8 @@ import pytest
 from uitools import pump, settle
 from xvfb import XvfbDisplay
 
-from daemon.ui import notice as notice_mod
-from daemon.ui.notice import NOTICE_TITLE, Notice, corner
+from qwen_tray.ui import notice as notice_mod
+from qwen_tray.ui.notice import NOTICE_TITLE, Notice, corner
 
 
 def test_a_notice_closes_itself_and_on_a_click(tk_root: tk.Tk, ui_display: XvfbDisplay) -> None:

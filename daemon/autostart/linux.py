@@ -39,9 +39,9 @@ def config_home() -> Path:
 
 
 def launch_args(headless: bool = False, config_file: Path | None = None, executable: str | None = None) -> list[str]:
-    """The command that starts qwen-tray at login: the installed `qwen-tray` script, never `python -m daemon`.
+    """The command that starts qwen-tray at login: the installed `qwen-tray` script, never `python -m qwen_tray`.
 
-    `python -m daemon` only works where that interpreter finds this package by name at login: not from a
+    `python -m qwen_tray` only works where that interpreter finds this package by name at login: not from a
     checkout run with PYTHONPATH or from its folder, and any other distribution's top-level `daemon` would
     answer instead (the Windows side refuses it for the same reason). So: `qwen-tray` beside the running
     interpreter (a venv's bin), or in the interpreter's scripts folder; AutostartError when neither exists.

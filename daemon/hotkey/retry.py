@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.hotkey.base import Callback, HotkeyListener, HotkeyTaken
+from qwen_tray.hotkey.base import Callback, HotkeyListener, HotkeyTaken
 
 log = logging.getLogger(__name__)
 

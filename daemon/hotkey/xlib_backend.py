@@ -19,8 +19,8 @@ import select
 import threading
 from collections.abc import Callable
 
-from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
-from daemon.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_x11
+from qwen_tray.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
+from qwen_tray.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_x11
 
 log = logging.getLogger(__name__)
 
