@@ -6,7 +6,10 @@ failures (config, missing model, bad image, daemon not running) are raised as
 `UserError` or a known error type and printed as one sentence, never a traceback.
 Without a console (pythonw: the Run key, the Start-menu entry) `sys.stderr` is None:
 then every error, expected or not, goes to the log file (with its traceback) and,
-on Windows, to a message box, so a broken config never fails silently.
+on Windows, to a message box, so a broken config never fails silently. On Linux a
+launcher or autostart gives the process no terminal but a stderr nobody reads, so
+an error that stops `qwen-tray run` (the desktop) is also shown in a dialog when no
+terminal is attached and there is a display (`qwen_tray.ui.notice.show_error`).
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def show_message_box(title: str, text: str) -> None:
-    """An error the user must see when there is no console (Windows: a message box; elsewhere: nothing more)."""
+    """An error the user must see when there is no console (Windows: a message box; X11: a Tk dialog)."""
     if sys.platform != "win32":
+        show_error_window(text)
         return
     try:
         from qwen_tray_client import win32
@@ -89,10 +93,48 @@ def _log_to_file() -> str:
     return str(log_file)
 
 
-def _report(message: str, exc: BaseException | None = None) -> None:
-    """One error for the user: on stderr, or, without one (pythonw: Run key, Start menu), in the log and a box."""
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def no_terminal() -> bool:
+    """Started by a launcher or autostart: neither stdin nor stderr is a terminal (or there is no stderr)."""
+    return sys.stderr is None or not (_isatty(sys.stdin) or _isatty(sys.stderr))
+
+
+def show_error_window(message: str, where: str = "") -> bool:
+    """Linux/X11: the error in a dialog (qwen_tray.ui.notice); False when there is no display or no Tk."""
+    import os
+
+    if sys.platform == "win32" or not os.environ.get("DISPLAY"):
+        return False
+    try:
+        from .ui.notice import show_error
+    except ImportError:  # a build without tkinter
+        return False
+    text = f"{message}\n\nDetails: {where}" if where else message
+    try:
+        return show_error(text)
+    except Exception:  # never worse than before: the message is on stderr and in the log
+        log.debug("no error dialog", exc_info=True)
+        return False
+
+
+def _report(message: str, exc: BaseException | None = None, on_screen: bool = False) -> None:
+    """One error for the user: on stderr, or, without one (pythonw: Run key, Start menu), in the log and a box.
+
+    `on_screen`: the desktop could not start; with no terminal attached (a launcher, autostart) it is also
+    logged and shown in a dialog, since nobody reads that stderr.
+    """
     if sys.stderr is not None:
         print(message, file=sys.stderr)
+        if on_screen and no_terminal():
+            where = _log_to_file()
+            log.error("%s", message)
+            show_error_window(message, where)
         return
     where = _log_to_file()
     if exc is not None:
@@ -116,11 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.code and sys.stderr is None:
             _report(f"qwen-tray: error: the command line {' '.join(argv or sys.argv[1:])!r} is not valid")
         raise
+    desktop_start = getattr(args, "command", None) == "run" and not getattr(args, "headless", False)
     try:
         return int(args.func(args) or 0)
     except (UserError, ConfigError, EngineError, ExportError, ModelNotFound, ImageRejected) as exc:
-        _report(f"qwen-tray: error: {exc}")
-        return getattr(exc, "exit_code", 2)
+        code = getattr(exc, "exit_code", 2)
+        # Exit 2: something to fix (config, model) stopped the desktop; "already running" (1) is not shown.
+        _report(f"qwen-tray: error: {exc}", on_screen=desktop_start and code == 2)
+        return code
     except KeyboardInterrupt:
         _report("qwen-tray: interrupted")
         return 130

@@ -287,9 +287,17 @@ def test_linux_exec_quoting_survives_awkward_paths(tmp_path: Path) -> None:
     assert argv == [str(script), "--config", str(tmp_path / "a b\\c.toml"), "run"]
 
 
-def test_linux_falls_back_to_python_m_daemon_without_the_script(tmp_path: Path) -> None:
-    args = linux.launch_args(executable=str(tmp_path / "python3"))
-    assert args == [str(tmp_path / "python3"), "-m", "qwen_tray", "run"]
+def test_linux_refuses_python_m_daemon_without_the_script(tmp_path: Path) -> None:
+    """At login `python -m qwen_tray` finds nothing (or another package) without the checkout's PYTHONPATH/cwd."""
+    auto = LinuxAutostart(base=tmp_path / "cfg", executable=str(tmp_path / "python3"))
+    with pytest.raises(AutostartError, match="cannot find the `qwen-tray` command beside"):
+        linux.launch_args(executable=str(tmp_path / "python3"))
+    with pytest.raises(AutostartError):
+        auto.enable()
+    with pytest.raises(AutostartError):
+        auto.enable(headless=True)
+    assert not auto.desktop_file.exists() and not auto.unit_file.exists()  # nothing half-written
+    assert '"-m", "qwen_tray"' not in (REPO / "daemon" / "autostart" / "linux.py").read_text()
 
 
 def test_linux_status_respects_desktop_disabling(isolated_user_dirs: Path) -> None:

@@ -230,3 +230,28 @@ def test_stop_from_a_callback(api: FakeUser32) -> None:
     assert lst._thread is not None
     lst._thread.join(WAIT)
     assert not lst._thread.is_alive() and api.owned == {}
+
+
+def test_a_held_hotkey_is_taken_by_the_retry_once_the_other_program_lets_go(
+        api: FakeUser32, listener: Win32HotkeyListener) -> None:
+    """Windows has no event for another program's UnregisterHotKey: the backoff retry finds it free."""
+    from qwen_tray.hotkey.retry import HotkeyRetry
+
+    fired: queue.Queue[str] = queue.Queue()
+    with pytest.raises(HotkeyTaken):
+        listener.register("ask_region", "ctrl+alt+t", lambda: fired.put("region"))
+    taken: queue.Queue[str] = queue.Queue()
+    retry = HotkeyRetry(listener, lambda name, combo: taken.put(combo), first_s=0.05, longest_s=0.1)
+    retry.add("ask_region", "ctrl+alt+t", lambda: fired.put("region"))
+    try:
+        assert not hasattr(listener, "watch_desktop")  # no desktop cue on Windows: the backoff alone
+        threading.Event().wait(0.3)
+        assert taken.empty() and retry.missing == [("ask_region", "ctrl+alt+t")]  # still held: still missing
+        with api.lock:
+            api.held.clear()  # the other program unregisters it (or exits)
+        assert taken.get(timeout=WAIT) == "ctrl+alt+t"
+        assert any(c[0] == "RegisterHotKey" and c[1] == "hotkeys-win32" for c in api.calls)  # on the loop thread
+        assert api.press("ctrl+alt+t")
+        assert fired.get(timeout=WAIT) == "region"
+    finally:
+        retry.stop()

@@ -6,7 +6,7 @@ import queue
 import time
 
 import pytest
-from Xlib import XK, X, error
+from Xlib import XK, X, Xatom, error
 from Xlib import display as xdisplay
 from xvfb import XvfbDisplay
 
@@ -199,3 +199,76 @@ def test_stop_from_a_callback(xvfb_display: XvfbDisplay) -> None:
     assert lst._thread is not None
     lst._thread.join(WAIT)
     assert not lst._thread.is_alive()
+
+
+# -- a taken hotkey is taken as soon as it is free -------------------------------------------------------------
+def test_a_taken_hotkey_is_retaken_when_the_desktop_changes(xvfb_display: XvfbDisplay,
+                                                            listener: XlibHotkeyListener) -> None:
+    """The rival lets go, then the active window changes (what closing a program does): retried at once, not
+    after the backoff (an hour here), and the real key fires."""
+    import threading
+
+    from qwen_tray.hotkey.retry import HotkeyRetry
+
+    rival = _grab_elsewhere(xvfb_display.display, "q", X.ControlMask | X.Mod1Mask)
+    fired: queue.Queue[str] = queue.Queue()
+    with pytest.raises(HotkeyTaken):
+        listener.register("ask_screen", "ctrl+alt+q", _recorder(fired, "ask_screen"))
+    taken: queue.Queue[tuple[str, str, str]] = queue.Queue()
+    retry = HotkeyRetry(listener, lambda n, c: taken.put((n, c, threading.current_thread().name)), first_s=3600)
+    retry.add("ask_screen", "ctrl+alt+q", _recorder(fired, "ask_screen"))
+    listener.watch_desktop(retry.poke)
+    try:
+        rival.close()  # the program holding the key exits; X says nothing about its grab
+        other = xdisplay.Display(xvfb_display.display)
+        root = other.screen().root
+        net_active = other.intern_atom("_NET_ACTIVE_WINDOW")
+        root.change_property(net_active, Xatom.WINDOW, 32, [0])  # what a window manager does next
+        other.sync()
+        other.close()
+        assert taken.get(timeout=WAIT) == ("ask_screen", "ctrl+alt+q", "hotkey-retry")
+        assert retry.missing == [] and retry.attempts == 1
+        for _ in range(200):  # the retry thread ends once nothing is missing
+            if retry._thread is None:
+                break
+            time.sleep(0.01)
+        assert retry._thread is None
+        xvfb_display.xdotool("key", "ctrl+alt+q")
+        assert fired.get(timeout=WAIT) == "ask_screen"
+    finally:
+        retry.stop()
+
+
+def test_retry_backs_off_and_stops_with_nothing_missing() -> None:
+    """Any backend: tries after first_s, then twice as long each time up to longest_s; no thread when done."""
+    import threading
+
+    from qwen_tray.hotkey.retry import HotkeyRetry
+
+    class Busy:
+        """A listener whose combination is held elsewhere for the first three tries."""
+
+        def __init__(self) -> None:
+            self.tries: list[float] = []
+
+        def register(self, name: str, combo: str, callback: object) -> None:
+            self.tries.append(time.monotonic())
+            if len(self.tries) <= 3:
+                raise HotkeyTaken(name, combo)
+
+    busy = Busy()
+    done = threading.Event()
+    retry = HotkeyRetry(busy, lambda n, c: done.set(), first_s=0.05, longest_s=0.2)  # type: ignore[arg-type]
+    start = time.monotonic()
+    retry.add("ask_screen", "ctrl+alt+q", lambda: None)
+    assert done.wait(WAIT)
+    gaps = [b - a for a, b in zip([start, *busy.tries], busy.tries, strict=False)]
+    assert len(busy.tries) == 4
+    # 0.05, 0.1, 0.2, then capped at 0.2 (lower bounds only, with room for the clock's granularity)
+    assert gaps[0] >= 0.04 and gaps[1] >= 0.09 and gaps[2] >= 0.18 and gaps[3] >= 0.18
+    for _ in range(200):
+        if retry._thread is None:
+            break
+        time.sleep(0.01)
+    assert retry._thread is None and retry.missing == []
+    retry.stop()

@@ -289,3 +289,129 @@ def test_icon_docks_when_the_tray_host_starts_later_and_again_after_it_restarts(
         assert "trayer" in _ancestor_classes(d, icon.window_id)
     finally:
         icon.stop()
+
+
+# -- the X11 menu and the icon's shape -------------------------------------------------------------------------
+def _wait(cond: Any, timeout: float, what: str, root: tk.Tk | None = None) -> None:
+    deadline = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if cond():
+            return
+        if root is not None:
+            root.update()
+        deadline.wait(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_right_click_opens_the_same_menu_as_windows_and_its_items_work(
+        tray_host: XvfbDisplay, tk_root: tk.Tk, app_parts: dict[str, Any]) -> None:
+    import pystray
+
+    from qwen_tray.ui.tkmenu import TkTrayMenu
+
+    d = tray_host
+    actions: Actions = app_parts["actions"]
+    popup = TkTrayMenu(tk_root, app_parts["inbox"].post)
+    tray = Tray(actions, popup_menu=popup)
+    tray.start()
+    try:
+        assert tray.icon.docked.wait(10), "the tray host did not embed the icon"
+        x, y, w, h = d.window_geometry(tray.icon.window_id)
+
+        def right_click() -> tk.Menu:
+            opened = popup.opened
+            run_while_pumping(tk_root, ["xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "3"],
+                              d.env())
+            pump(tk_root, lambda: popup.opened > opened and popup.menu is not None and popup.menu.winfo_ismapped(),
+                 10, "the tray menu")
+            settle(tk_root, 0.3)  # mapped as far as Tk knows; let the server show it before clicking in it
+            assert popup.menu is not None
+            return popup.menu
+
+        menu = right_click()
+        labels = [menu.entrycget(i, "label") for i in range(int(menu.index("end")) + 1)
+                  if menu.type(i) != "separator"]
+        pystray_labels = [str(i.text) for i in tray.menu().items if i is not pystray.Menu.SEPARATOR]
+        assert labels == pystray_labels  # the same items as the Windows menu, in the same order
+        assert "Quit" in labels and "Pause hotkeys" in labels and "Ask about clipboard image" in labels
+        index = {menu.entrycget(i, "label"): i for i in range(int(menu.index("end")) + 1)
+                 if menu.type(i) != "separator"}
+        assert menu.entrycget(index["tiny-qwen3-vl-ov on CPU (CPU) (demo model)"], "state") == "disabled"
+        pause = index["Pause hotkeys"]
+        assert menu.type(pause) == "checkbutton" and menu.entrycget(pause, "underline") == 0
+        # A real click on "Pause hotkeys" pauses the real hotkeys.
+        mx = menu.winfo_rootx() + menu.winfo_width() // 2
+        my = menu.winfo_rooty() + menu.yposition(pause) + 4
+        run_while_pumping(tk_root, ["xdotool", "mousemove", str(mx), str(my), "click", "1"], d.env())
+        _wait(lambda: app_parts["hotkeys"].paused, 10, "the hotkeys to pause", tk_root)
+        pump(tk_root, lambda: not menu.winfo_ismapped(), 10, "the menu to close")
+        # Open again: the check mark follows the state; Esc closes it without doing anything.
+        menu = right_click()
+        assert tk_root.getvar(menu.entrycget(pause, "variable")) in (1, True, "1")
+        run_while_pumping(tk_root, ["xdotool", "key", "Escape"], d.env())
+        pump(tk_root, lambda: not menu.winfo_ismapped(), 10, "Esc to close the menu")
+        assert app_parts["hotkeys"].paused and app_parts["quits"] == []
+        # The underlined letter picks an item from the keyboard: q = Quit.
+        right_click()
+        run_while_pumping(tk_root, ["xdotool", "key", "q"], d.env())
+        _wait(lambda: app_parts["quits"] == ["quit"], 10, "Quit", tk_root)
+        # A left click still asks about the screen.
+        run_while_pumping(tk_root, ["xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1"],
+                          d.env())
+        pump(tk_root, lambda: app_parts["desk"].popup is not None, 10, "the popup after a left click")
+    finally:
+        tray.stop()
+        app_parts["hotkeys"].pause(False)
+
+
+def test_fit_icon_keeps_the_aspect_and_centres() -> None:
+    from qwen_tray.ui.xtray import fit_icon
+
+    icon = Image.new("RGBA", (64, 64), (200, 30, 30, 255))
+    out = fit_icon(icon, (16, 30))
+    assert out.size == (16, 30)
+    assert out.getbbox() == (0, 7, 16, 23)  # a 16x16 square, 7 rows of padding above and below
+    wide = fit_icon(icon, (40, 20))
+    assert wide.getbbox() == (10, 0, 30, 20)
+
+
+def test_the_docked_icon_is_not_stretched_in_a_tall_slot(xvfb_display: XvfbDisplay) -> None:
+    """A 30 px tray panel gives the icon a tall slot (16x28): the icon stays square, centred, not stretched."""
+    from xvfb import TRAYER_ARGS
+
+    from qwen_tray.ui.xtray import XTrayIcon
+
+    d = xvfb_display
+    d.tray = subprocess.Popen(["trayer", *TRAYER_ARGS, "--height", "30"], env=d.env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a 30 px panel; stop() ends it
+    for _ in range(300):
+        if d.tray_owner() is not None:
+            break
+        threading.Event().wait(0.05)
+    threading.Event().wait(1.0)  # trayer owns the selection a moment before it handles dock requests
+    icon = XTrayIcon("qwen-tray: ready", draw_icon("ready"), display_name=d.display)
+    icon.start()
+    try:
+        assert icon.docked.wait(15)
+        x, y, w, h = d.window_geometry(icon.window_id)
+        for _ in range(100):
+            if h >= w + 8:
+                break
+            threading.Event().wait(0.05)
+            x, y, w, h = d.window_geometry(icon.window_id)
+        assert h >= w + 8, (w, h)  # a tall, narrow slot (16x28 here)
+        box = None
+        for _ in range(100):  # the icon's thread redraws on ConfigureNotify
+            shot = capture.region(capture.Rect(x, y, w, h)).image
+            lit = shot.convert("L").point(lambda v: 255 if v > 20 else 0)
+            box = lit.getbbox()
+            if box is not None and box[3] - box[1] <= w + 1:
+                break
+            threading.Event().wait(0.05)
+        assert box is not None
+        left, top, right, bottom = box
+        assert right - left >= w - 2 and bottom - top <= w + 1, box  # as high as it is wide, not 30
+        pad = (h - w) // 2
+        assert abs(top - pad) <= 2 and abs((h - bottom) - pad) <= 2, box  # centred in the 30 rows
+    finally:
+        icon.stop()

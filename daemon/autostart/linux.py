@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -38,10 +39,23 @@ def config_home() -> Path:
 
 
 def launch_args(headless: bool = False, config_file: Path | None = None, executable: str | None = None) -> list[str]:
-    """The command that starts qwen-tray at login: the venv's `qwen-tray` script, else `python -m qwen_tray`."""
+    """The command that starts qwen-tray at login: the installed `qwen-tray` script, never `python -m qwen_tray`.
+
+    `python -m qwen_tray` only works where that interpreter finds this package by name at login: not from a
+    checkout run with PYTHONPATH or from its folder (the Windows side refuses it too). So: `qwen-tray` beside
+    the running interpreter (a venv's bin), or in the interpreter's scripts folder; AutostartError when neither
+    exists.
+    """
     exe = Path(executable or sys.executable)
-    script = exe.with_name(APP)
-    args = [str(script)] if script.is_file() and os.access(script, os.X_OK) else [str(exe), "-m", "qwen_tray"]
+    folders = [exe.parent]
+    if executable is None:
+        folders.append(Path(sysconfig.get_path("scripts")))
+    script = next((f / APP for f in folders if (f / APP).is_file() and os.access(f / APP, os.X_OK)), None)
+    if script is None:
+        raise AutostartError(f"cannot find the `{APP}` command beside {exe}: install qwen-tray "
+                             "(installer/linux/install.sh, or `pip install` into a venv) and run "
+                             f"`{APP} autostart on` from there")
+    args = [str(script)]
     if config_file is not None:
         args += ["--config", str(Path(config_file).absolute())]
     args.append("run")

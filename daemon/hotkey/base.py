@@ -96,6 +96,7 @@ class Dispatcher:
             callback = self._callbacks.get(name)
         if callback is None:
             return
+        log.debug("hotkey %s pressed", name)  # so a log shows whether a press arrived before the window did
         try:
             callback()
         except Exception:

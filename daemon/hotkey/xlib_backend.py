@@ -5,6 +5,8 @@ matches the modifier state exactly, so NumLock, CapsLock and ScrollLock (where m
 grab every combination of those lock bits. Another client's grab of the same combination answers BadAccess,
 which we catch per request (an error handler plus a sync round trip) and report as HotkeyTaken for that hotkey
 only. The listener thread blocks in select() on the X connection and a wake-up pipe: no polling while idle.
+While a hotkey is held elsewhere, `watch_desktop(callback)` also listens to the root window's active-window and
+window-list properties, which change when the other program closes or loses focus: a cue to try again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import select
 import threading
+from collections.abc import Callable
 
 from qwen_tray.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
 from qwen_tray.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_x11
@@ -48,6 +51,9 @@ class XlibHotkeyListener(PausableListener):
         self._by_combo: dict[tuple[int, int], str] = {}
         self._dispatch = Dispatcher()
         self._last_release: dict[int, int] = {}  # keycode -> server time of its last KeyRelease
+        self._desktop_atoms = {self._display.intern_atom(n) for n in ("_NET_ACTIVE_WINDOW", "_NET_CLIENT_LIST")}
+        self._on_desktop_change: Callable[[], None] | None = None
+        self._desktop_changed = False
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
         self._closed = False
@@ -78,17 +84,22 @@ class XlibHotkeyListener(PausableListener):
     # -- HotkeyListener --------------------------------------------------------------------------------------
     def register(self, name: str, hotkey: Hotkey | str, callback: Callback) -> None:
         hk = as_hotkey(hotkey)
-        with self._xlock:
-            if self._closed:
-                raise HotkeyUnavailable("the hotkey listener is stopped")
-            for other, other_hk in self._hotkeys.items():
-                if other != name and other_hk == hk:
-                    raise HotkeyTaken(name, hk, f"it is already bound here to {other!r}")
-            self._forget(name)  # re-registering a name replaces its old combination
-            self._grab(name, hk)
-            self._hotkeys[name] = hk
-            self._dispatch.set(name, callback)
-        self._wake()  # the sync may have queued events the listener thread has not seen
+        try:
+            with self._xlock:
+                if self._closed:
+                    raise HotkeyUnavailable("the hotkey listener is stopped")
+                for other, other_hk in self._hotkeys.items():
+                    if other != name and other_hk == hk:
+                        raise HotkeyTaken(name, hk, f"it is already bound here to {other!r}")
+                self._forget(name)  # re-registering a name replaces its old combination
+                self._grab(name, hk)
+                self._hotkeys[name] = hk
+                self._dispatch.set(name, callback)
+        finally:
+            # The sync may have read events (a key press) into python-xlib's queue that the listener thread,
+            # asleep in select() on the now empty socket, would not see until the next X event: also when the
+            # grab failed (a retry of a taken hotkey runs on another thread while the listener sleeps).
+            self._wake()
         log.info("hotkey %s registered for %s", hk, name)
 
     def unregister(self, name: str) -> None:
@@ -96,6 +107,7 @@ class XlibHotkeyListener(PausableListener):
             if not self._closed:
                 self._forget(name)
                 self._display.sync()
+        self._wake()  # as in register: the sync may have read events
 
     def _forget(self, name: str) -> None:
         self._ungrab(name)
@@ -143,6 +155,17 @@ class XlibHotkeyListener(PausableListener):
                 log.error("after a keyboard mapping change: %s", exc)
         self.mapping_changes += 1
 
+    def watch_desktop(self, callback: Callable[[], None] | None) -> None:
+        """While `callback` is set, call it (on the listener thread) when the root window's active window or
+        window list changes; None stops listening to them (nothing is read while no hotkey is missing)."""
+        with self._xlock:
+            if self._closed:
+                return
+            self._on_desktop_change = callback
+            self._root.change_attributes(event_mask=self._X.PropertyChangeMask if callback is not None else 0)
+            self._display.flush()
+        self._wake()  # a flush may read events too
+
     def start(self) -> None:
         if self._thread is not None:
             return
@@ -180,6 +203,14 @@ class XlibHotkeyListener(PausableListener):
             while not self._stopping:
                 for name in self._drain():
                     self._dispatch.fire(name)
+                if self._desktop_changed:
+                    self._desktop_changed = False
+                    callback = self._on_desktop_change
+                    if callback is not None:
+                        try:
+                            callback()
+                        except Exception:
+                            log.exception("the desktop-change callback failed")
                 if self._stopping:  # a callback may have called stop(); its fds are closed now
                     break
                 readable, _, _ = select.select([fd, self._wake_r], [], [])
@@ -202,6 +233,9 @@ class XlibHotkeyListener(PausableListener):
                     if event.request in (X.MappingKeyboard, X.MappingModifier):
                         self._display.refresh_keyboard_mapping(event)
                         self._regrab()  # the keys may sit on other keycodes now (layout switch, xmodmap)
+                elif event.type == X.PropertyNotify:
+                    if event.atom in self._desktop_atoms:
+                        self._desktop_changed = True
                 elif event.type == X.KeyRelease:
                     self._last_release[event.detail] = event.time
                 elif event.type == X.KeyPress:

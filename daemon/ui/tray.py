@@ -1,9 +1,11 @@
 """The tray icon: state at a glance (loading, ready, busy, error), a tooltip, and the menu.
 
-Why the menu only calls methods of a `TrayActions` object: on X11 a tray icon
-has no standard menu (pystray's X11 backend shows none either; a left click
-runs the default item), so the actions must be reachable without the menu
-(tests call them directly), and the menu stays a thin list of labels.
+Why the menu only calls methods of a `TrayActions` object, and is one list of
+`MenuEntry` (`Tray.entries()`): the same items are shown by two toolkits.
+pystray draws it on Windows (`Tray.menu()`); on X11 a tray icon has no standard
+menu, so a right click on our XEMBED icon opens the same entries as a Tk popup
+menu on the app's Tk thread (`tkmenu.TkTrayMenu`). Tests call the actions
+directly, and the menus stay thin lists of labels.
 
 Backends, behind one small interface (`TrayBackend`), chosen once by
 `backend()` the way pystray's own `backend()` picks its module: pystray on
@@ -23,6 +25,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from PIL import Image, ImageDraw
@@ -56,7 +59,43 @@ class TrayBackend(Protocol):
         ...
 
 
-BackendFactory = Callable[..., TrayBackend]  # (title, image, on_activate=..., menu=...) -> TrayBackend
+BackendFactory = Callable[..., TrayBackend]  # (title, image, on_activate=..., menu=..., on_menu=...) -> TrayBackend
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    """One menu item, toolkit-neutral. Callables are read each time the menu is shown."""
+
+    text: str | Callable[[], str] = ""
+    action: Callable[[], None] | None = None
+    checked: Callable[[], bool] | None = None  # None: not a check item
+    enabled: bool | Callable[[], bool] = True
+    default: bool = False  # what a left click does
+    key: str = ""  # the letter that picks it in a keyboard-driven menu (Tk underlines it)
+    separator: bool = False
+
+    def label(self) -> str:
+        return self.text() if callable(self.text) else self.text
+
+    def is_enabled(self) -> bool:
+        return bool(self.enabled() if callable(self.enabled) else self.enabled)
+
+    def underline(self, label: str | None = None) -> int:
+        """Where `key` is in the label, preferring the start of a word (-1: no key)."""
+        text = (label if label is not None else self.label()).lower()
+        if not self.key:
+            return -1
+        starts = [i for i, ch in enumerate(text) if ch == self.key and (i == 0 or text[i - 1] == " ")]
+        return starts[0] if starts else text.find(self.key)
+
+
+SEPARATOR = MenuEntry(separator=True)
+
+
+class PopupMenu(Protocol):
+    """A menu shown at a screen position (X11: Tk's popup menu). `show` from any thread."""
+
+    def show(self, entries: Callable[[], list[MenuEntry]], x: int, y: int) -> None: ...
 
 
 def backend(platform: str | None = None, environ: Mapping[str, str] | None = None) -> BackendFactory:
@@ -159,26 +198,51 @@ def tooltip(status: dict[str, Any]) -> str:
 class Tray:
     """The tray icon through the platform's backend (`backend()`), with state updates off the engine's thread.
 
-    On X11 there is no menu (as with pystray's X11 backend): a left click asks about the screen, and every
-    action is a TrayActions method.
+    A left click asks about the screen; a right click opens the menu (pystray's on Windows; on X11
+    `popup_menu`, Tk's popup menu on the app's Tk thread). Every action is a TrayActions method.
     """
 
-    def __init__(self, actions: TrayActions, backend_factory: BackendFactory | None = None) -> None:
+    def __init__(self, actions: TrayActions, backend_factory: BackendFactory | None = None,
+                 popup_menu: PopupMenu | None = None) -> None:
         self.actions = actions
+        self.popup_menu = popup_menu
         self.state = "loading"
         self._factory = backend_factory
         self.icon: TrayBackend | None = None
         self._updates: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
         self._updater: threading.Thread | None = None
 
+    def entries(self) -> list[MenuEntry]:
+        """The menu's items, the same on every platform (each letter picks its item in the Tk menu)."""
+        a = self.actions
+
+        def autostart_text() -> str:
+            enabled, reason = a.autostart_state()
+            return "Start at login" if enabled is not None else f"Start at login ({reason})"
+
+        return [
+            MenuEntry("Ask about screen", a.ask_screen, default=True, key="s"),
+            MenuEntry("Ask about region", a.ask_region, key="r"),
+            MenuEntry("Ask about clipboard image", a.ask_clipboard, key="c"),
+            MenuEntry("Clear conversation", a.clear_conversation, key="l"),
+            SEPARATOR,
+            MenuEntry(lambda: status_line(a.status()), None, enabled=False),
+            SEPARATOR,
+            MenuEntry("Pause hotkeys", a.toggle_pause, checked=lambda: a.paused, key="p"),
+            MenuEntry(autostart_text, a.toggle_autostart, checked=lambda: bool(a.autostart_state()[0]),
+                      enabled=lambda: a.autostart_state()[0] is not None, key="i"),
+            MenuEntry("Open config", a.open_config, key="o"),
+            MenuEntry("Open log folder", a.open_log_folder, key="f"),
+            MenuEntry("Reload model", a.reload_model, key="m"),
+            SEPARATOR,
+            MenuEntry("Quit", a.quit, key="q"),
+        ]
+
     def menu(self) -> Any:
-        """The menu (pystray.Menu). Labels that change are callables, re-read on each update_menu."""
+        """`entries()` as a pystray.Menu. Labels that change are callables, re-read on each update_menu."""
         import pystray
 
-        a = self.actions
-        item, sep = pystray.MenuItem, pystray.Menu.SEPARATOR
-
-        def call(fn: Any) -> Any:
+        def call(fn: Callable[[], Any]) -> Any:
             def run(icon: Any, _item: Any) -> None:
                 try:
                     fn()
@@ -187,33 +251,33 @@ class Tray:
 
             return run
 
-        def autostart_text(_item: Any) -> str:
-            enabled, reason = a.autostart_state()
-            return "Start at login" if enabled is not None else f"Start at login ({reason})"
+        items: list[Any] = []
+        for e in self.entries():
+            if e.separator:
+                items.append(pystray.Menu.SEPARATOR)
+                continue
+            text: Any = e.text if isinstance(e.text, str) else (lambda _i, f=e.text: f())
+            kw: dict[str, Any] = {"default": e.default}
+            if e.checked is not None:
+                kw["checked"] = lambda _i, f=e.checked: f()
+            if callable(e.enabled):
+                kw["enabled"] = lambda _i, f=e.enabled: f()
+            elif not e.enabled:
+                kw["enabled"] = False
+            items.append(pystray.MenuItem(text, call(e.action) if e.action is not None else None, **kw))
+        return pystray.Menu(*items)
 
-        return pystray.Menu(
-            item("Ask about screen", call(a.ask_screen), default=True),
-            item("Ask about region", call(a.ask_region)),
-            item("Ask about clipboard image", call(a.ask_clipboard)),
-            item("Clear conversation", call(a.clear_conversation)),
-            sep,
-            item(lambda _i: status_line(a.status()), None, enabled=False),
-            sep,
-            item("Pause hotkeys", call(a.toggle_pause), checked=lambda _i: a.paused),
-            item(autostart_text, call(a.toggle_autostart), checked=lambda _i: bool(a.autostart_state()[0]),
-                 enabled=lambda _i: a.autostart_state()[0] is not None),
-            item("Open config", call(a.open_config)),
-            item("Open log folder", call(a.open_log_folder)),
-            item("Reload model", call(a.reload_model)),
-            sep,
-            item("Quit", call(a.quit)),
-        )
+    def open_menu(self, x: int, y: int) -> None:
+        """Right click on the X11 icon (its thread): show `entries()` in the popup menu at (x, y)."""
+        if self.popup_menu is not None:
+            self.popup_menu.show(self.entries, x, y)
 
     def start(self, timeout: float = 10.0) -> None:
         """Create the icon on a thread of its own (Tk keeps the main thread)."""
         factory = self._factory if self._factory is not None else backend()
         title, image = tooltip({"state": self.state}), draw_icon(self.state)
-        self.icon = factory(title, image, on_activate=self.actions.ask_screen, menu=self.menu)
+        self.icon = factory(title, image, on_activate=self.actions.ask_screen, menu=self.menu,
+                            on_menu=self.open_menu if self.popup_menu is not None else None)
         self.icon.start(timeout)
         # State changes arrive on the scheduler's worker thread: hand them to a thread of our own, so a
         # slow tray host can never hold up the engine.

@@ -28,7 +28,9 @@ class PystrayIcon:
     """`start()`; `update(title=..., image=...)`, `refresh_menu()` and `stop()` from any thread."""
 
     def __init__(self, title: str, image: Image.Image, on_activate: Callable[[], None] | None = None,
-                 menu: Callable[[], Any] | None = None, pystray_module: Any = None) -> None:
+                 menu: Callable[[], Any] | None = None, pystray_module: Any = None,
+                 on_menu: Callable[[int, int], None] | None = None) -> None:
+        """`on_menu` is ignored: pystray shows `menu` itself on a right click."""
         self.title = title
         self.image = image
         self.on_activate = on_activate  # pystray runs the menu's default item on a left click

@@ -8,8 +8,12 @@ docs/decisions.md). Here a single thread does every X request; other threads
 hand it work through a queue and a wake-up pipe, and it blocks in select() on
 the X connection and that pipe: no polling, no shared connection.
 
-Like pystray's X11 backend it has no menu (X11 tray icons have no standard
-menu); a left click runs `on_activate` (the tray's default action).
+X11 tray icons have no standard menu (pystray's X11 backend shows none): a left
+click runs `on_activate` (the tray's default action) and a right click calls
+`on_menu(x, y)` with the pointer's root position, on release, so the menu's own
+pointer grab (Tk's popup menu, on the Tk thread) does not collide with the
+implicit grab of the press. The icon keeps its aspect in a slot that is not
+square (trayer gives 16x30): it is scaled to fit and centred.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ class XTrayIcon:
     """`start()`; `update(title=..., image=...)` and `stop()` from any thread."""
 
     def __init__(self, title: str, image: Image.Image, on_activate: Callable[[], None] | None = None,
-                 display_name: str | None = None, menu: Callable[[], Any] | None = None) -> None:
-        """`menu` is accepted for the TrayBackend interface and ignored: X11 tray icons have no menu."""
+                 display_name: str | None = None, menu: Callable[[], Any] | None = None,
+                 on_menu: Callable[[int, int], None] | None = None) -> None:
+        """`menu` (pystray's) is ignored here; `on_menu(x, y)` shows our own menu at that root position."""
         self.title = title
         self.image = image
         self.on_activate = on_activate
+        self.on_menu = on_menu
         self.display_name = display_name
         self.docked = threading.Event()
         self.window_id = 0
@@ -62,12 +68,14 @@ class XTrayIcon:
         self._send("update", (title, image))
 
     def refresh_menu(self) -> None:
-        """No menu on X11."""
+        """Nothing to do: `on_menu`'s menu is built afresh each time it opens."""
 
     def stop(self, timeout: float = 1.0) -> None:
         self._send("stop", None)
         if self._thread is not None:
             self._thread.join(timeout)
+        # A thread that outlives the join must not keep the app's objects (and its Tk) alive with it.
+        self.on_activate = self.on_menu = None
 
     def _send(self, what: str, arg: Any) -> None:
         self._commands.put((what, arg))
@@ -115,7 +123,7 @@ class XTrayIcon:
         xembed_info = d.intern_atom("_XEMBED_INFO")
         self._window = self._root.create_window(
             -1, -1, 24, 24, 0, screen.root_depth, X.InputOutput, X.CopyFromParent,
-            event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask,
+            event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask | X.ButtonReleaseMask,
             background_pixel=screen.black_pixel,
         )
         self.window_id = int(self._window.id)
@@ -185,6 +193,12 @@ class XTrayIcon:
                             self.on_activate()
                         except Exception:
                             log.exception("tray click action failed")
+                elif ev.type == X.ButtonRelease and ev.window == self._window and ev.detail == 3:
+                    if self.on_menu is not None:
+                        try:
+                            self.on_menu(int(ev.root_x), int(ev.root_y))
+                        except Exception:
+                            log.exception("the tray menu failed")
                 elif ev.type == X.DestroyNotify and self._manager is not None and ev.window == self._manager:
                     log.info("the system tray went away; waiting for a new one")
                     self._manager = None
@@ -200,10 +214,18 @@ class XTrayIcon:
             return
         w, h = max(1, geo.width), max(1, geo.height)
         if self._scaled is None or self._scaled.size != (w, h):
-            base = Image.new("RGB", (w, h), (0, 0, 0))
-            icon = self.image.convert("RGBA").resize((w, h), Image.Resampling.LANCZOS)
-            base.paste(icon, (0, 0), icon)
-            self._scaled = base
+            self._scaled = fit_icon(self.image, (w, h))
         gc = self._window.create_gc()
         self._window.put_pil_image(gc, 0, 0, self._scaled)
         gc.free()
+
+
+def fit_icon(image: Image.Image, size: tuple[int, int], background: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
+    """`image` scaled to fit `size` with its aspect kept, centred on `background` (the window's own colour)."""
+    w, h = max(1, size[0]), max(1, size[1])
+    scale = min(w / image.width, h / image.height)
+    fitted = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    icon = image.convert("RGBA").resize(fitted, Image.Resampling.LANCZOS)
+    base = Image.new("RGB", (w, h), background)
+    base.paste(icon, ((w - fitted[0]) // 2, (h - fitted[1]) // 2), icon)
+    return base
