@@ -46,7 +46,7 @@ class RacyScheduler:
 
 
 class FakeTray:
-    def __init__(self, actions: Any) -> None:
+    def __init__(self, actions: Any, **_: Any) -> None:  # popup_menu= and any later wiring: not needed here
         self.states: list[str] = []
 
     def start(self) -> None:

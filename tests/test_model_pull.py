@@ -148,7 +148,7 @@ def venv_without_export_extra(root: Path) -> Path:
     shared = Path(sysconfig.get_paths()["purelib"])
     for entry in shared.iterdir():
         base = entry.name.split("-")[0].split(".")[0].lower()
-        if base.startswith(EXPORT_EXTRA) or base.startswith("optimum_intel") or entry.name.startswith("__editable"):
+        if base.startswith(EXPORT_EXTRA) or base.startswith("optimum_intel"):
             continue
         (target / entry.name).symlink_to(entry)
     return python
