@@ -38,13 +38,10 @@ LIGHT: dict[str, str] = {
 Turn = tuple["str | None", str]  # (question shown above the answer, or None; the answer's Markdown)
 
 
-def _tk_len(text: str) -> int:
-    """Length in Tk index characters: Tcl 8.6 counts a character outside the BMP (an emoji) as two."""
-    return len(text.encode("utf-16-le")) // 2
-
-
 def _piece_len(p: Piece) -> int:
-    return 1 if isinstance(p, Copy) else _tk_len(p.text)
+    """Length in the "1.0 + N chars" arithmetic the view uses: an embedded window is one character, and so is
+    an emoji (Tk 8.6 gives it two line.column positions, but "+ N chars" steps over it whole)."""
+    return 1 if isinstance(p, Copy) else len(p.text)
 
 
 class AnswerView:
@@ -203,7 +200,7 @@ class AnswerView:
             if rest and j < len(a) and isinstance(a[j], Span) and isinstance(b[j], Span) and a[j].tags == b[j].tags:
                 old_text, new_text = a[j].text, b[j].text
                 p = len(old_text) if new_text.startswith(old_text) else _common_prefix(old_text, new_text)
-                pos += _tk_len(new_text[:p])
+                pos += p
                 rest[0] = Span(new_text[p:], b[j].tags)
             for block in blocks[i + 1:]:
                 rest += block

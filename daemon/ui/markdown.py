@@ -99,7 +99,7 @@ _MD = parser()
 
 def render(source: str, streaming: bool = False) -> list[Piece]:
     """All pieces of `source` rendered at once (what `Renderer` converges to)."""
-    return [p for b in Renderer().update(source, streaming) for p in b.pieces]
+    return merge([p for b in Renderer().update(source, streaming) for p in b.pieces])
 
 
 def plain_text(pieces: list[Piece]) -> str:
