@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from . import __version__, privacy  # noqa: F401 - privacy first: OpenVINO telemetry off
 from .commands import UserError
+from .safetext import printable
 
 log = logging.getLogger("daemon.cli")
 
@@ -92,7 +93,7 @@ def _log_to_file() -> str:
 def _report(message: str, exc: BaseException | None = None) -> None:
     """One error for the user: on stderr, or, without one (pythonw: Run key, Start menu), in the log and a box."""
     if sys.stderr is not None:
-        print(message, file=sys.stderr)
+        print(printable(message), file=sys.stderr)  # it may quote a daemon's or a file's text
         return
     where = _log_to_file()
     if exc is not None:
