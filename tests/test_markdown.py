@@ -180,10 +180,20 @@ def test_incremental_updates_equal_a_fresh_render_and_parse_only_the_end(monkeyp
     final = r.update(text)
     monkeypatch.setattr(markdown._MD, "parse", real_parse)
     assert markdown.merge([p for b in final for p in b.pieces]) == render(text)
-    # Each streaming update parsed about the last two blocks, never the whole answer (the longest two blocks
-    # here are well under 400 characters); the final update parses it all once.
-    assert max(parsed[:streamed]) < 400 < len(text), max(parsed[:streamed])
-    assert parsed[streamed:] == [len(text)]
+    # Each update parsed about the last two blocks, never the whole answer (the longest two blocks here are well
+    # under 400 characters), the final one too.
+    assert max(parsed) < 400 < len(text), max(parsed)
+    assert len(parsed) == streamed + 1
+
+
+def test_a_late_link_reference_definition_applies_to_earlier_links() -> None:
+    text = "See [the docs][d].\n\nMore.\n\n" + "Filler paragraph.\n\n" * 5 + "[d]: https://example.com\n"
+    r = Renderer()
+    for end in range(1, len(text) + 1):
+        r.update(text[:end], streaming=True)
+    pieces = markdown.merge([p for b in r.update(text) for p in b.pieces])
+    assert pieces == render(text)
+    assert pieces[:3] == [Span("See "), Span("the docs", (LINK,)), Span(" <https://example.com>", (URL,))]
 
 
 def test_empty_text() -> None:

@@ -11,9 +11,10 @@ Each block's pieces end with a newline; every block but the first starts with a 
 Streaming (`Renderer`): the answer grows chunk by chunk. A top-level block that has a successor
 other than the last is closed for good in CommonMark (only the block being written, and the one
 before it through a setext underline or a table's delimiter row, can still change), so each update
-parses the source again only from the start of the last-but-one block and keeps the blocks before.
-The final update (`streaming=False`) parses the whole answer once, so link reference definitions
-that appear late apply everywhere. While streaming, an unfinished last line that holds only
+parses the source again only from the start of the last-but-one block and keeps the blocks before:
+the result is exactly what parsing the whole text gives. The one document-wide thing, a link
+reference definition (`[x]: url`), makes every update parse everything. While streaming
+(`streaming=True`), an unfinished last line that holds only
 markers (`-`, `1.`, `|--`, a fence being typed...) and a just-opened `**`/`` ` `` at the very end
 are held back until the next characters say what they are, so a paragraph does not flash as a
 heading or a list for one chunk. An unclosed ``` fence renders as code at once (CommonMark runs it
@@ -114,32 +115,29 @@ class Renderer:
         self.source = ""  # the last update's source
         self.blocks: list[Block] = []
         self._parsed = ""  # what was parsed (source minus held-back text)
-        self._streaming = False
-        self._refs: dict = {}  # link reference definitions seen so far (a tail parse needs them)
         self._fresh = False  # whether `blocks` belong to `source` (False before the first update)
+        self._streaming = False
 
     def update(self, source: str, streaming: bool = False) -> list[Block]:
         """The blocks of `source`; `streaming`: more text will follow (hold back half-typed markers)."""
         if self._fresh and source == self.source and streaming == self._streaming:
             return self.blocks
         text = hold_back(source) if streaming else source
-        if self._fresh and streaming and self._streaming and text == self._parsed:
-            self.source = source  # only held-back text changed
+        if self._fresh and text == self._parsed:  # only held-back text changed
+            self.source, self._streaming = source, streaming
             return self.blocks
-        if streaming and len(self.blocks) >= 2 and text.startswith(self._parsed):
-            keep = self.blocks[:-2]
-            start = self.blocks[-2].start
+        if len(self.blocks) >= 2 and text.startswith(self._parsed) and not _REFERENCE.search(text):
+            keep, start = self.blocks[:-2], self.blocks[-2].start
         else:
             keep, start = [], 0
-            self._refs = {}
-        env: dict = {"references": dict(self._refs)}
-        tokens = _MD.parse(text[start:], env)
-        self._refs.update(env.get("references", {}))
-        self.blocks = keep + _top_blocks(tokens, text, start, first=not keep)
+        self.blocks = keep + _top_blocks(_MD.parse(text[start:]), text, start, first=not keep)
         self.source, self._parsed, self._streaming, self._fresh = source, text, streaming, True
         return self.blocks
 
 
+# What might be a link reference definition (`[label]: url`): it applies to links anywhere in the text, so
+# then the whole text is parsed every time (rare in answers; a false match only costs time).
+_REFERENCE = re.compile(r"\[[^\]\n]*\]:")
 _MARKERS_ONLY = re.compile(r"[ \t]*(?:(?:[-=*+_#>|:`~]|\d{1,9}[.)])[ \t]*)*")
 _OPENING_RUN = re.compile(r"(?:^|(?<=\s))[*_`~]+$")
 
