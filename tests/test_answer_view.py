@@ -149,3 +149,16 @@ def test_recolouring_reaches_tags_and_buttons(window: tk.Toplevel) -> None:
     assert t.nametowidget(str(name)).cget("background") == "#2b2b2b"
     view.clear()
     assert view.text() == "" and t.window_names() == ()
+
+
+def test_the_wheel_over_a_copy_button_scrolls_the_answer(window: tk.Toplevel, tk_root: tk.Tk,
+                                                         ui_display: XvfbDisplay) -> None:
+    view = view_in(window)
+    view.show("```\ncode\n```\n\n" + "\n\n".join(f"paragraph {i}" for i in range(100)))
+    pump(tk_root, lambda: window.winfo_viewable() and view.widget.window_names() != (), 10, "the button")
+    tk_root.update()
+    button = view.widget.nametowidget(str(view.widget.window_names()[0]))
+    x, y = button.winfo_rootx() + 5, button.winfo_rooty() + 5
+    assert view.widget.yview()[0] == 0.0
+    run_while_pumping(tk_root, ["xdotool", "mousemove", str(x), str(y), "click", "5", "click", "5"], ui_display.env())
+    pump(tk_root, lambda: view.widget.yview()[0] > 0.0, 10, "the scroll")

@@ -235,6 +235,8 @@ class AnswerView:
             name = str(button)
             button.configure(command=lambda n=name: self._copy(n))
             button.bind("<Leave>", lambda e: e.widget.configure(text="Copy"))
+            for wheel in ("<MouseWheel>", "<Button-4>", "<Button-5>"):  # scroll the answer, not nothing
+                button.bind(wheel, self._wheel)
             self._style_button(button)
             self._codes[name] = p.code
             t.window_create("end-1c", window=button, align="center")
@@ -249,6 +251,11 @@ class AnswerView:
                          takefocus=0, background=c["code_bg"], foreground=c["accent"],
                          activebackground=c["select_bg"], activeforeground=c["fg"],
                          font=self.widget.tag_cget(markdown.CODEHEAD, "font"))
+
+    def _wheel(self, event: tk.Event) -> str:
+        step = -1 if getattr(event, "num", 0) == 4 or getattr(event, "delta", 0) > 0 else 1
+        self.widget.yview_scroll(step * (max(1, abs(event.delta) // 120) if event.delta else 1), "units")
+        return "break"
 
     def _copy(self, name: str) -> None:
         code = self._codes.get(name, "")
