@@ -60,8 +60,8 @@ class AnswerView:
                          "undo": False}
         options.update(text_options)
         self.widget = tk.Text(master, **options)
-        base = tkinter.font.nametofont("TkDefaultFont").actual()
-        fixed = tkinter.font.nametofont("TkFixedFont").actual()
+        base = tkinter.font.nametofont("TkDefaultFont", root=master).actual()
+        fixed = tkinter.font.nametofont("TkFixedFont", root=master).actual()
         self._font = font or (base["family"], base["size"])
         self._mono = mono_font or (fixed["family"], fixed["size"])
         self.source = ""  # the Markdown last shown (the last turn's answer in a conversation)
