@@ -4,8 +4,11 @@ streaming rules (hold back half-typed markers, an open fence is code at once), a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from daemon.logs import setup_logging
 from daemon.ui import markdown
 from daemon.ui.markdown import (
     BOLD,
@@ -198,3 +201,15 @@ def test_a_late_link_reference_definition_applies_to_earlier_links() -> None:
 
 def test_empty_text() -> None:
     assert render("") == [] and render("", streaming=True) == []
+
+
+def test_the_parser_does_not_flood_a_debug_log(tmp_path: Path) -> None:
+    """markdown-it logs every rule it tries at DEBUG: with `[log] level = "DEBUG"` that was thousands of lines per
+    answer, slowing the popup to a crawl."""
+    log = tmp_path / "qwen-tray.log"
+    setup_logging(log, "DEBUG", stderr=False)
+    try:
+        render(long_answer())
+    finally:
+        setup_logging(None, "WARNING", stderr=False)
+    assert "markdown_it" not in log.read_text()
