@@ -7,10 +7,12 @@ from __future__ import annotations
 import tkinter as tk
 import tkinter.font
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from test_markdown import long_answer
-from uitools import pump, run_while_pumping
+from uitools import pump, run_while_pumping, settle
 from xvfb import XvfbDisplay
 
 from daemon.ui import markdown
@@ -162,3 +164,59 @@ def test_the_wheel_over_a_copy_button_scrolls_the_answer(window: tk.Toplevel, tk
     assert view.widget.yview()[0] == 0.0
     run_while_pumping(tk_root, ["xdotool", "mousemove", str(x), str(y), "click", "5", "click", "5"], ui_display.env())
     pump(tk_root, lambda: view.widget.yview()[0] > 0.0, 10, "the scroll")
+
+
+SAMPLE = """## Fixing the error
+The file is looked up **relative to the current folder**, so `settings.toml` is not found:
+
+1. Pass an absolute path, or
+2. start the app from its folder:
+   - `cd app`
+   - then run it again
+
+```python
+from pathlib import Path
+CONFIG = Path(__file__).with_name("settings.toml")
+```
+
+| Option | Default |
+|:--|--:|
+| `--config` | settings.toml |
+
+> Tip: `--config` also accepts `~`. Noise from the model: \x10\x18
+"""
+DARK = {"fg": "#f0f0f0", "bg": "#202020", "code_bg": "#2d2d2d", "code_fg": "#e8e8e8", "muted": "#a0a0a0",
+        "accent": "#60cdff", "select_bg": "#264f78"}
+
+
+def hex_colour(image: Image.Image, x: int, y: int) -> str:
+    r, g, b = image.convert("RGB").getpixel((x, y))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def test_picture_light_and_dark_code_blocks_set_apart(tk_root: tk.Tk, ui_display: XvfbDisplay,
+                                                      artifacts_dir: Path) -> None:
+    """The picture in the README (light and dark side by side); the code block's own background is on screen."""
+    wins = []
+    try:
+        for i, colours in enumerate((LIGHT, DARK)):
+            win = tk.Toplevel(tk_root, background=colours["bg"])
+            win.geometry(f"520x470+{10 + i * 530}+10")
+            view = AnswerView(win, colours, width=60, height=24)
+            view.widget.pack(fill="both", expand=True)
+            view.show(SAMPLE)
+            wins.append((win, view, colours))
+        pump(tk_root, lambda: all(w.winfo_viewable() for w, _, _ in wins), 10, "the windows")
+        settle(tk_root, 0.5)
+        shot = ui_display.screenshot(artifacts_dir / "answer-markdown-full.png")
+        with Image.open(shot) as full:
+            full.crop((10, 10, 10 + 1060, 10 + 470)).save(artifacts_dir / "answer-markdown.png")
+            for _win, view, colours in wins:
+                t = view.widget
+                x, y, _, h = t.bbox(t.search("pathlib", "1.0"))  # in the code block, just left of its text
+                assert hex_colour(full, t.winfo_rootx() + x - 3, t.winfo_rooty() + y + h // 2) == colours["code_bg"]
+                x, y, _, h = t.bbox(t.search("Fixing", "1.0"))  # a heading: no background of its own
+                assert hex_colour(full, t.winfo_rootx() + x - 3, t.winfo_rooty() + y) == colours["bg"]
+    finally:
+        for win, _, _ in wins:
+            win.destroy()
