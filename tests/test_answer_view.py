@@ -15,8 +15,8 @@ from test_markdown import long_answer
 from uitools import pump, run_while_pumping, settle
 from xvfb import XvfbDisplay
 
-from daemon.ui import markdown
-from daemon.ui.answer_view import LIGHT, AnswerView
+from qwen_tray.ui import markdown
+from qwen_tray.ui.answer_view import LIGHT, AnswerView
 
 pytestmark = pytest.mark.desktop
 

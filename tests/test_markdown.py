@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.logs import setup_logging
-from daemon.ui import markdown
-from daemon.ui.markdown import (
+from qwen_tray.logs import setup_logging
+from qwen_tray.ui import markdown
+from qwen_tray.ui.markdown import (
     BOLD,
     BOLDITALIC,
     BULLET,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from conftest import qwen_tray_cmd, subprocess_env
 
-from daemon.logs import setup_logging
-from daemon.paths import default_paths
-from daemon.safetext import clean, printable, visible
+from qwen_tray.logs import setup_logging
+from qwen_tray.paths import default_paths
+from qwen_tray.safetext import clean, printable, visible
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 

@@ -12,10 +12,10 @@ from PIL import Image
 from uitools import pump
 from xvfb import XvfbDisplay
 
-from daemon.engine.base import Figures, GenerationOptions, GenerationResult
-from daemon.jobs import Job
-from daemon.ui.answer_view import AnswerView
-from daemon.ui.popup import AnswerPopup, PopupSettings
+from qwen_tray.engine.base import Figures, GenerationOptions, GenerationResult
+from qwen_tray.jobs import Job
+from qwen_tray.ui.answer_view import AnswerView
+from qwen_tray.ui.popup import AnswerPopup, PopupSettings
 
 
 class HeldSubmitter:
