@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from . import __version__, privacy  # noqa: F401 - privacy first: OpenVINO telemetry off
 from .commands import UserError
+from .safetext import printable
 
 log = logging.getLogger("qwen_tray.cli")
 
@@ -130,7 +131,7 @@ def _report(message: str, exc: BaseException | None = None, on_screen: bool = Fa
     logged and shown in a dialog, since nobody reads that stderr.
     """
     if sys.stderr is not None:
-        print(message, file=sys.stderr)
+        print(printable(message), file=sys.stderr)  # it may quote a daemon's or a file's text
         if on_screen and no_terminal():
             where = _log_to_file()
             log.error("%s", message)

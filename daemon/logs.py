@@ -50,7 +50,7 @@ def setup_logging(log_file: Path | None, level: str = "INFO", stderr: bool = Tru
         sh = logging.StreamHandler()
         sh.setFormatter(fmt)
         root.addHandler(sh)
-    for noisy in ("nncf", "urllib3", "PIL"):
+    for noisy in ("nncf", "urllib3", "PIL", "markdown_it"):  # markdown_it: a DEBUG line per parser rule and line
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

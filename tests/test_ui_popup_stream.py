@@ -1,5 +1,5 @@
 """The popup while an answer streams: events come through the inbox (no timer at all), and rendering is
-incremental (each complete line rendered once) yet shows exactly what rendering the whole answer shows."""
+incremental (only the end of the answer is rewritten) yet shows exactly what showing the whole answer shows."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ from PIL import Image
 from uitools import pump
 from xvfb import XvfbDisplay
 
-import qwen_tray.ui.popup as popup_module
 from qwen_tray.engine.base import Figures, GenerationOptions, GenerationResult
 from qwen_tray.jobs import Job
-from qwen_tray.ui import markdown
+from qwen_tray.ui.answer_view import AnswerView
 from qwen_tray.ui.popup import AnswerPopup, PopupSettings
-
-TAGS = (markdown.BOLD, markdown.CODE, markdown.CODEBLOCK, markdown.BULLET, markdown.HEADING)
 
 
 class HeldSubmitter:
@@ -53,63 +50,55 @@ def answer_text() -> str:
     return "".join(parts)
 
 
-def shown(widget: tk.Text) -> tuple[str, dict[str, list[str]]]:
-    text = widget.get("1.0", "end-1c")
-    tagged = {}
-    for tag in TAGS:
-        r = widget.tag_ranges(tag)
-        tagged[tag] = [widget.get(r[i], r[i + 1]) for i in range(0, len(r), 2)]
-    return text, tagged
+def shown(widget: tk.Text) -> tuple[str, dict[str, list[str]], list[str]]:
+    """The text, every tag's ranges, and where the embedded windows (Copy buttons) are."""
+    tags = {tag: [str(i) for i in widget.tag_ranges(tag)] for tag in widget.tag_names()
+            if tag != "sel" and widget.tag_ranges(tag)}
+    return widget.get("1.0", "end-1c"), tags, sorted(widget.index(n) for n in widget.window_names())
 
 
 @pytest.mark.desktop
 def test_streaming_renders_incrementally_through_the_inbox_without_timers(
-        tk_root: tk.Tk, ui_display: XvfbDisplay, monkeypatch: pytest.MonkeyPatch) -> None:
-    rendered: list[int] = []
-    real_render = markdown.render
-
-    def counting_render(text: str) -> list[markdown.Span]:
-        rendered.append(len(text))
-        return real_render(text)
-
-    monkeypatch.setattr(popup_module.markdown, "render", counting_render)
+        tk_root: tk.Tk, ui_display: XvfbDisplay) -> None:
     submitter = HeldSubmitter()
     settings = PopupSettings(options=GenerationOptions(max_new_tokens=4000))
     popup = AnswerPopup(tk_root, submitter, Image.new("RGB", (64, 48)), (10, 10, 64, 48), (0, 0, 1280, 1024),
                         settings)
-    reference = tk.Text(tk_root)
+    reference = AnswerView(tk_root)
     try:
         assert popup.ask("")  # the default prompt: no question line above the answer
         (job,) = submitter.jobs
-        full = answer_text()
+        full = answer_text() + "Noise \x10\x12\x18 and \x1b[31m.\n"
         chunks = [full[i:i + 7] for i in range(0, len(full), 7)]  # ~1,700 chunks, split anywhere
         from_another_thread(job.sink.on_start)
         so_far = ""
-        rendered.clear()
+        deleted: list[str] = []
+        real_delete = popup.answer.delete
+        popup.answer.delete = lambda a, b=None: (deleted.append(popup.answer.get(a, b)), real_delete(a, b))
         for n, chunk in enumerate(chunks):
             from_another_thread(job.sink.on_chunk, chunk)
             so_far += chunk
             pump(tk_root, lambda s=so_far: popup._turns[-1].answer == s, 10, f"chunk {n}")
             assert tk_root.tk.call("after", "info") == "", "a timer runs while streaming"
             if n % 200 == 0 or n == len(chunks) - 1:
-                reference.delete("1.0", "end")
-                for span in real_render(so_far):
-                    reference.insert("end", span.text, span.tags)
-                assert shown(popup.answer) == shown(reference), f"after chunk {n}"
+                reference.show(so_far, streaming=True)
+                assert shown(popup.answer) == shown(reference.widget), f"after chunk {n}"
         assert popup.state == "streaming"
-        # Each update renders the new text plus the unfinished last line it joins, never the whole answer: the
-        # work per chunk is bounded by the longest line, and in all it is linear in the answer's length
-        # (re-rendering the whole answer per update would pass ~1,000 times its length here).
-        longest_line = max(len(line) for line in full.split("\n"))
-        assert max(rendered) <= longest_line + 7 + len("```\n") + 1, max(rendered)
-        assert sum(rendered) < 10 * len(full), (sum(rendered), len(full))
+        # Each update rewrites only the end of the answer (a line end, a code line), never what came before.
+        assert max(len(d) for d in deleted) < 40 and sum(len(d) for d in deleted) < len(full)
         result = GenerationResult(full, "length", Figures(5, len(chunks), 1.0, 2.0, 3.0))
         from_another_thread(job.sink.on_done, result, 0.0, True)
         pump(tk_root, lambda: popup.state == "done", 10, "done")
-        assert shown(popup.answer) == shown(reference)
+        reference.show(full)
+        assert shown(popup.answer) == shown(reference.widget)
         assert tk_root.tk.call("after", "info") == ""
+        # The model's control characters are written out on screen; Copy copies the answer without them.
+        assert "Noise \\x10\\x12\\x18 and \\x1b[31m." in popup.answer_text()
+        assert not [c for c in popup.answer_text() if ord(c) < 0x20 and c not in "\n\t"]
+        assert popup.copy_answer() == full.replace("\x10", "").replace("\x12", "").replace("\x18", "").replace(
+            "\x1b", "")
     finally:
-        reference.destroy()
+        reference.widget.destroy()
         popup.close()
 
 
@@ -133,6 +122,6 @@ def test_chunks_arriving_faster_than_tk_runs_are_coalesced_in_order(
         from_another_thread(engine)  # all of it before Tk runs once
         pump(tk_root, lambda: popup.state == "done", 10, "done")
         assert popup._turns[-1].answer == "".join(pieces)
-        assert popup.answer_text().endswith("".join(pieces))
+        assert popup.answer_text() == "\u203a q\n" + "".join(pieces).rstrip() + "\n"  # Markdown drops the last space
     finally:
         popup.close()

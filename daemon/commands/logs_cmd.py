@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from ..safetext import printable
 from . import context, pipe_safe
 
 POLL_SECONDS = 0.25
@@ -81,7 +82,7 @@ def _copy(path: Path, start: int, out: TextIO) -> int:
         f.seek(start)
         data = f.read()
     if data:
-        out.write(data.decode("utf-8", errors="replace"))
+        out.write(printable(data.decode("utf-8", errors="replace")))  # a question's ESC must not reach the terminal
         out.flush()
     return start + len(data)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import tkinter as tk
-import tkinter.font
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,7 +28,8 @@ from PIL import Image, ImageTk
 from ..engine.base import GenerationOptions, GenerationResult, Message
 from ..jobs import Busy, Job
 from ..logs import RepeatedFailure
-from . import markdown
+from ..safetext import clean
+from .answer_view import LIGHT, AnswerView
 from .geometry import Rect, place_popup
 from .history import History
 from .scaling import scale_popup
@@ -138,8 +138,6 @@ class AnswerPopup:
             self._own_inbox = TkInbox(root)
             post = self._own_inbox.post
         self._post = post
-        self._tail_from = 0  # where the live answer's unfinished last line starts (in its text)
-        self._tail_fence = False  # whether a code fence is open before that line
         self._failures: RepeatedFailure | None = None  # the live request's event-handling failures
         self.state = "ready"
         self.closed = False
@@ -189,13 +187,12 @@ class AnswerPopup:
 
         body = tk.Frame(w)
         body.pack(fill="both", expand=True, pady=(8, 0))
-        self.answer = tk.Text(body, width=WIDTH_CHARS, height=14, wrap="word", relief="flat", padx=6, pady=4,
-                              background="#fbfbfb", state="disabled", cursor="arrow", takefocus=0)
+        self.view = AnswerView(body, LIGHT, on_copy=self._to_clipboard, width=WIDTH_CHARS, height=14)
+        self.answer = self.view.widget
         scroll = tk.Scrollbar(body, command=self.answer.yview)
         self.answer.configure(yscrollcommand=scroll.set)
         scroll.pack(side="right", fill="y")
         self.answer.pack(side="left", fill="both", expand=True)
-        self._configure_tags()
 
         self.question = tk.Text(w, width=WIDTH_CHARS, height=3, wrap="word", undo=True, padx=6, pady=4)
         self.question.pack(fill="x", pady=(8, 0))
@@ -207,23 +204,6 @@ class AnswerPopup:
             widget.bind("<Control-c>", self._on_ctrl_c)
             widget.bind("<Control-C>", self._on_ctrl_c)
         w.bind("<Escape>", lambda e: self.close())
-
-    def _configure_tags(self) -> None:
-        t = self.answer
-        base = tkinter.font.nametofont("TkDefaultFont").actual()
-        fixed = tkinter.font.nametofont("TkFixedFont").actual()
-        t.configure(font=(base["family"], base["size"]))
-        t.tag_configure(markdown.BOLD, font=(base["family"], base["size"], "bold"))
-        t.tag_configure(markdown.HEADING, font=(base["family"], base["size"] + 1, "bold"))
-        t.tag_configure(markdown.CODE, font=(fixed["family"], fixed["size"]), background="#ececec")
-        t.tag_configure(markdown.CODEBLOCK, font=(fixed["family"], fixed["size"]), background="#eef0f3",
-                        lmargin1=10, lmargin2=10)
-        t.tag_configure(markdown.BULLET, lmargin1=8, lmargin2=22)
-        t.tag_configure("question", foreground="#1d4f91", font=(base["family"], base["size"], "bold"),
-                        spacing1=4, spacing3=4)
-        t.tag_configure("note", foreground="#8a5a00")
-        t.tag_raise(markdown.BOLD)
-        t.tag_raise(markdown.CODE)
 
     def _place(self, target: Rect, monitor: Rect) -> None:
         self.win.update_idletasks()
@@ -302,8 +282,8 @@ class AnswerPopup:
             self._set_state("stopping", "Stopping\u2026")
 
     def copy_answer(self) -> str:
-        """Put the latest answer (its Markdown source) on the clipboard; returns it."""
-        text = next((t.answer for t in reversed(self._turns) if t.answer), "")
+        """Put the latest answer (its Markdown source, minus control characters) on the clipboard; returns it."""
+        text = clean(next((t.answer for t in reversed(self._turns) if t.answer), ""))
         if not text:
             self.win.bell()
             return ""
@@ -423,63 +403,17 @@ class AnswerPopup:
 
     # -- drawing ---------------------------------------------------------------------------------------
     def _render(self) -> None:
-        """Redraw the whole transcript (a question asked, an answer ended, clear): once per turn, not per chunk."""
-        t = self.answer
-        t.configure(state="normal")
-        t.delete("1.0", "end")
-        for i, turn in enumerate(self._turns):
-            if i:
-                t.insert("end", "\n\n")
-            self._insert_question(turn)
-            if turn is self._live_turn:
-                t.mark_set("tail", "end-1c")
-                t.mark_gravity("tail", "left")
-                self._tail_from, self._tail_fence = 0, False
-                self._draw_live(turn.answer)
-            else:
-                self._insert_answer(turn)
-        t.configure(state="disabled")
-        t.see("end")
+        """Show the transcript; the view redraws only what changed (per chunk: the end of the live answer)."""
+        turns = [(turn.question if len(self._turns) > 1 or turn.question != self._settings.default_prompt
+                  else None, turn.answer) for turn in self._turns]
+        self.view.show_conversation(turns, streaming=self._live_turn is not None)
+        self.answer.see("end")
 
     def _append_live(self, text: str) -> None:
-        """Add streamed text to the live answer, redrawing only its unfinished last line."""
-        turn = self._live_turn
-        if turn is None:
-            return
-        turn.answer += text
-        t = self.answer
-        t.configure(state="normal")
-        t.delete("tail", "end-1c")
-        self._draw_live(turn.answer)
-        t.configure(state="disabled")
-        t.see("end")
-
-    def _draw_live(self, answer: str) -> None:
-        """Insert the live answer from `_tail_from` on: its new complete lines once and for all (the 'tail' mark
-        moves past them), then its unfinished last line, which the next chunk redraws. Each piece renders
-        exactly as in `markdown.render(answer)`: a line's spans depend only on it and on whether a fence is
-        open, so a fence opened earlier is re-opened in front of the piece."""
-        rest = answer[self._tail_from:]
-        cut = rest.rfind("\n") + 1  # the complete lines of `rest`
-        if cut:
-            self._insert_markdown(rest[:cut], self._tail_fence)
-            for line in rest[:cut].split("\n")[:-1]:
-                self._tail_fence ^= markdown.is_fence(line)
-            self._tail_from += cut
-            self.answer.mark_set("tail", "end-1c")
-        self._insert_markdown(rest[cut:], self._tail_fence)
-
-    def _insert_markdown(self, text: str, in_fence: bool) -> None:
-        for span in markdown.render(("```\n" if in_fence else "") + text):
-            self.answer.insert("end", span.text, span.tags)
-
-    def _insert_question(self, turn: _Turn) -> None:
-        if len(self._turns) > 1 or turn.question != self._settings.default_prompt:
-            self.answer.insert("end", f"\u203a {turn.question}\n", ("question",))
-
-    def _insert_answer(self, turn: _Turn) -> None:
-        for span in markdown.render(turn.answer):
-            self.answer.insert("end", span.text, span.tags)
+        """Add streamed text to the live answer and show it."""
+        if self._live_turn is not None:
+            self._live_turn.answer += text
+            self._render()
 
     def answer_text(self) -> str:
         """The transcript as shown (for tests and accessibility tools)."""
