@@ -177,7 +177,7 @@ class AnswerPopup:
         self.win.deiconify()
         self.win.lift()
         self.win.after_idle(self._focus_question)
-        self._set_state("ready", f"Ask about this image \u2014 {HINT}")
+        self._set_state("ready", f"Ask about this image ({image.width} \u00d7 {image.height}).")
 
     # -- layout ------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -198,7 +198,7 @@ class AnswerPopup:
         thumb.thumbnail(THUMB_SIZE, Image.Resampling.BILINEAR)
         self._thumb = ImageTk.PhotoImage(thumb, master=w)
         tk.Label(top, image=self._thumb, borderwidth=0, highlightthickness=1, highlightbackground=p.border,
-                 background=p.bg).grid(row=0, column=0, rowspan=3, sticky="nw")
+                 background=p.bg).grid(row=0, column=0, rowspan=4, sticky="nw")
         # width=1: the labels ask for no width of their own; the column gives them its width and the text is cut
         self.status = ttk.Label(top, text=" ", width=1, font=theme.BODY_FONT, foreground=p.fg, anchor="w")
         self.status.grid(row=0, column=1, sticky="ew", padx=(12, 0))
@@ -206,11 +206,13 @@ class AnswerPopup:
         self.note.grid(row=1, column=1, sticky="ew", padx=(12, 0), pady=(2, 0))
         self._status_tip = Tooltip(self.status, p)
         self._note_tip = Tooltip(self.note, p)
+        self.hint = ttk.Label(top, text=HINT, width=1, font=theme.CAPTION_FONT, foreground=p.muted, anchor="w")
+        self.hint.grid(row=2, column=1, sticky="ew", padx=(12, 0), pady=(2, 0))
         for label in (self.status, self.note):
             label.bind("<Configure>", lambda e: self._fit_lines(), add="+")
         buttons = ttk.Frame(top)
-        buttons.grid(row=2, column=1, sticky="sw", padx=(12, 0), pady=(8, 0))
-        top.rowconfigure(2, weight=1)
+        buttons.grid(row=3, column=1, sticky="sw", padx=(12, 0), pady=(8, 0))
+        top.rowconfigure(3, weight=1)
         self.stop_button = ttk.Button(buttons, text="Stop", width=BUTTON_CHARS, command=self.stop, state="disabled")
         self.stop_button.pack(side="left")
         self.copy_button = ttk.Button(buttons, text="Copy", width=BUTTON_CHARS, command=self.copy_answer,
@@ -373,6 +375,7 @@ class AnswerPopup:
         self.question.delete("1.0", "end")
         self._show_placeholder()
         self.stop_button.configure(state="normal")
+        self.ask_button.configure(state="disabled")  # one question at a time (Enter rings the bell meanwhile)
         self._render()
         ahead = f" ({position} ahead)" if position else ""
         self._set_state("queued", f"Queued{ahead}\u2026")
@@ -409,6 +412,7 @@ class AnswerPopup:
         self._history.clear()
         self._turns.clear()
         self.stop_button.configure(state="disabled")
+        self.ask_button.configure(state="normal")
         self._render()
         self._update_copy()
         self._set_state("ready", "Conversation cleared. Ask a new question.")
@@ -521,6 +525,7 @@ class AnswerPopup:
     def _end_live(self) -> None:
         self._live, self._live_turn = None, None
         self.stop_button.configure(state="disabled")
+        self.ask_button.configure(state="normal")
         self._update_copy()
         self.question.focus_set()
 

@@ -55,10 +55,10 @@ class Palette:
 
 
 # Colours from Sun Valley's own palette (its -bg/-fg/-selbg/-accent) and Windows 11's Fluent text colours.
-LIGHT = Palette(mode="light", bg="#f3f3f3", fg="#1c1c1c", muted="#5f5f5f", accent="#005fb8", surface="#fcfcfc",
+LIGHT = Palette(mode="light", bg="#fafafa", fg="#1c1c1c", muted="#5f5f5f", accent="#005fb8", surface="#fcfcfc",
                 border="#d6d6d6", code_bg="#eef0f3", code_fg="#1f2328", select_bg="#b7d3f2", error="#c42b1c",
                 warning="#8a5a00")
-DARK = Palette(mode="dark", bg="#202020", fg="#f2f2f2", muted="#a8a8a8", accent="#60cdff", surface="#2b2b2b",
+DARK = Palette(mode="dark", bg="#1c1c1c", fg="#f2f2f2", muted="#a8a8a8", accent="#60cdff", surface="#2b2b2b",
                border="#3d3d3d", code_bg="#1a1a1a", code_fg="#e6e6e6", select_bg="#264f78", error="#ff99a4",
                warning="#fce100")
 
@@ -116,9 +116,10 @@ def _fonts(root: tk.Misc) -> None:
     family = _ui_family(root)
     mono = _mono_family(root)
     # Created in Tcl, not as tkinter.font.Font objects: those delete their font when garbage collected.
-    for name, fam, size, weight in ((BODY_FONT, family, BODY_PT, "normal"), (STRONG_FONT, family, BODY_PT, "bold"),
-                                    (HEADING_FONT, family, BODY_PT + 2, "bold"),
-                                    (CAPTION_FONT, family, BODY_PT - 1, "normal"), (MONO_FONT, mono, BODY_PT, "normal")):
+    specs = ((BODY_FONT, family, BODY_PT, "normal"), (STRONG_FONT, family, BODY_PT, "bold"),
+             (HEADING_FONT, family, BODY_PT + 2, "bold"), (CAPTION_FONT, family, BODY_PT - 1, "normal"),
+             (MONO_FONT, mono, BODY_PT, "normal"))
+    for name, fam, size, weight in specs:
         root.tk.call("font", "create", name, "-family", fam, "-size", size, "-weight", weight)
     if "SunValleyBodyFont" in existing or "SunValleyBodyFont" in tkinter.font.names(root):
         root.tk.call("font", "configure", "SunValleyBodyFont", "-family", family, "-size", BODY_PT)
