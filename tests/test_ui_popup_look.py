@@ -148,8 +148,12 @@ def test_copy_waits_for_an_answer_and_copied_leaves_the_demo_note(tk_root: tk.Tk
     popup = open_popup(tk_root, recorder)
     try:
         assert not enabled(popup.copy_button)  # nothing to copy yet
+        tk_root.clipboard_clear()
+        tk_root.clipboard_append("what was there before")
         click(tk_root, ui_display, popup.copy_button)
-        assert "Copied" not in popup.status_text and ui_display.selection_owner("CLIPBOARD") is None
+        assert "Copied" not in popup.status_text
+        got = run_while_pumping(tk_root, ["xclip", "-o", "-selection", "clipboard"], ui_display.env())
+        assert got == "what was there before"
         xdo(tk_root, ui_display, "type", "what is it?")
         xdo(tk_root, ui_display, "key", "Return")
         assert not enabled(popup.copy_button)  # asked, nothing said yet
@@ -185,3 +189,29 @@ def test_the_question_stays_in_view_when_a_long_answer_ends(tk_root: tk.Tk, reco
         assert t.bbox("last_question") is not None
     finally:
         popup.close()
+
+
+def test_auto_follows_the_systems_dark_setting(tk_root: tk.Tk, recorder: Recorder, tmp_path: object,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """GNOME's setting, written with the real gsettings (a private keyfile backend), is what `auto` follows."""
+    import subprocess
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("GSETTINGS_BACKEND", "keyfile")
+
+    def system(scheme: str) -> None:
+        subprocess.run(["gsettings", "set", "org.gnome.desktop.interface", "color-scheme", scheme], check=True,
+                       timeout=30)
+
+    system("prefer-dark")
+    assert theme.resolve_mode("auto") == "dark"
+    popup = open_popup(tk_root, recorder, mode="auto")
+    assert popup.palette is theme.DARK
+    popup.close()
+    system("default")  # the user switches back: the next popup is light
+    popup = open_popup(tk_root, recorder, mode="auto")
+    assert popup.palette is theme.LIGHT
+    import sv_ttk
+
+    assert sv_ttk.get_theme(tk_root) == "light"
+    popup.close()
