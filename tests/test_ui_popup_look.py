@@ -76,8 +76,10 @@ def test_the_popup_is_drawn_light_or_dark_with_one_typeface(tk_root: tk.Tk, reco
         shot = capture.region(capture.Rect(x, y, w, h)).image
         ax = popup.answer.winfo_rootx() - x + popup.answer.winfo_width() // 2
         ay = popup.answer.winfo_rooty() - y + popup.answer.winfo_height() // 2
-        luma = [sum(shot.getpixel(p)) / 3 for p in ((4, h // 2), (ax, ay))]
-        assert all((v < 80) if mode == "dark" else (v > 200) for v in luma), luma
+        pal = theme.palette(mode)
+        hexes = ["#{:02x}{:02x}{:02x}".format(*shot.getpixel(p)) for p in ((4, h // 2), (ax, ay))]
+        assert hexes == [pal.bg, pal.surface], hexes  # Sun Valley's window colour; our answer box
+        assert pal.mode == mode
         import sv_ttk
 
         assert sv_ttk.get_theme(tk_root) == mode

@@ -48,8 +48,13 @@ TITLES = {
 THUMB_SIZE = (168, 104)
 WIDTH_CHARS = 64
 BUTTON_CHARS = 7  # Stop / Copy / Clear share one width, so no label change can move a button
-DEMO_NOTE = "Demo model: it only names the main colour. Run `qwen-tray model pull` for real answers."
+DEMO_NOTE = "Demo model: it only names the main colour."
 PLACEHOLDER = "Ask a question about this image…"
+# Room kept for the window manager's frame when placing (side border, title bar + top border): `wm geometry`
+# places the frame's outer corner and sizes the inside. Windows 11's frame is 8 px a side (mostly invisible
+# resize border) and a 31 px title bar; most X11 window managers draw less. Counted, not measured: frames can
+# only be measured after the window is shown, and window managers disagree about moves after that.
+FRAME = (8, 32)
 HINT = "Enter sends · Shift+Enter new line · Esc closes"
 
 
@@ -292,10 +297,11 @@ class AnswerPopup:
                avoid: list[Rect]) -> None:
         """Size the window once (it keeps that size in every state) and put it where it hides least."""
         self.win.update_idletasks()
-        size = (self.win.winfo_reqwidth(), self.win.winfo_reqheight())
-        x, y = place_popup(size, target, monitor, work=work, cursor=cursor, avoid=avoid)
-        self.win.geometry(f"{size[0]}x{size[1]}+{x}+{y}")
-        self.win.minsize(*size)
+        w, h = self.win.winfo_reqwidth(), self.win.winfo_reqheight()
+        side, title = FRAME
+        x, y = place_popup((w + 2 * side, h + title + side), target, monitor, work=work, cursor=cursor, avoid=avoid)
+        self.win.geometry(f"{w}x{h}+{x}+{y}")
+        self.win.minsize(w, h)
 
     def _show_placeholder(self) -> None:
         if self.closed:

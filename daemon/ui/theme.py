@@ -102,6 +102,9 @@ def apply(root: tk.Misc, setting: str, detect: Detector = system_mode) -> Palett
 
         if sv_ttk.get_theme(top) != mode:  # type: ignore[arg-type]
             sv_ttk.set_theme(mode, top)  # type: ignore[arg-type]
+            # sv-ttk colours the base style in its <<ThemeChanged>> handler, bound to the main window, which
+            # never gets the event while it is withdrawn (ours always is): run the handler (its proc) here.
+            top.tk.call("configure_colors")
     except Exception as exc:  # noqa: BLE001
         log.warning("the Sun Valley theme could not be used (%s): the plain ttk theme is shown", exc)
     _fonts(top)
