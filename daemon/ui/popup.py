@@ -263,7 +263,7 @@ class AnswerPopup:
         self.ask_button = ttk.Button(ask_row, text="Ask", width=BUTTON_CHARS, style="Accent.TButton",
                                      command=lambda: self.ask(self.question.get("1.0", "end-1c")))
         self.ask_button.grid(row=0, column=1, sticky="se", padx=(8, 0))
-        self.question.bind("<KeyRelease>", lambda e: self._show_placeholder(), add="+")
+        self.question.bind("<<Modified>>", self._on_question_modified, add="+")  # typed, pasted or set
         self._show_placeholder()
 
         for widget in (self.question, self.answer):
@@ -302,6 +302,10 @@ class AnswerPopup:
         x, y = place_popup((w + 2 * side, h + title + side), target, monitor, work=work, cursor=cursor, avoid=avoid)
         self.win.geometry(f"{w}x{h}+{x}+{y}")
         self.win.minsize(w, h)
+
+    def _on_question_modified(self, event: tk.Event) -> None:
+        self.question.edit_modified(False)  # re-arm: the next change fires again
+        self._show_placeholder()
 
     def _show_placeholder(self) -> None:
         if self.closed:
