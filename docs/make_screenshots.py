@@ -29,7 +29,7 @@ from daemon.engine.base import Figures, GenerationOptions, GenerationResult  # n
 from daemon.jobs import Job  # noqa: E402
 from daemon.ui.popup import AnswerPopup, PopupSettings  # noqa: E402
 
-SCREEN = (1280, 800)
+SCREEN = (1600, 900)
 QUESTION = "What does this error mean?"
 ANSWER = (
     "Python could not open **settings.toml**: the file is not in the folder the app was started from.\n\n"
