@@ -156,9 +156,13 @@ def test_copy_waits_for_an_answer_and_copied_leaves_the_demo_note(tk_root: tk.Tk
         assert "Copied" not in popup.status_text
         got = run_while_pumping(tk_root, ["xclip", "-o", "-selection", "clipboard"], ui_display.env())
         assert got == "what was there before"
+        assert popup._placeholder.winfo_ismapped()  # the empty box says what it is for
         xdo(tk_root, ui_display, "type", "what is it?")
+        settle(tk_root, 0.1)
+        assert not popup._placeholder.winfo_ismapped()  # gone while there is text
         xdo(tk_root, ui_display, "key", "Return")
-        assert not enabled(popup.copy_button)  # asked, nothing said yet
+        settle(tk_root, 0.1)
+        assert popup._placeholder.winfo_ismapped()  # the box is empty again
         pump(tk_root, lambda: popup.state == "done", 60, "the answer")
         assert enabled(popup.copy_button)
         assert popup.note_text == DEMO_NOTE
