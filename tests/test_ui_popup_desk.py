@@ -13,7 +13,7 @@ import re
 import signal
 import tkinter as tk
 
-from test_app_desktop import App
+from test_app_desktop import App, wait_until
 from uitools import Recorder, pump, run_while_pumping, settle
 from xvfb import XvfbDisplay
 
@@ -155,8 +155,13 @@ def test_the_hotkey_pressed_again_keeps_the_open_conversation(xvfb_tray: XvfbDis
         # Esc closes the new one only; the answered conversation is still there.
         d.xdotool("key", "Escape")
         app.wait_log(r"popup: closed")
-        visible = d.run("xdotool", "search", "--onlyvisible", "--name", "^qwen-tray - ", check=False).split()
-        assert list(map(int, visible)) == [answered]
+
+        def shown() -> list[int]:
+            return [int(w) for w in d.run("xdotool", "search", "--onlyvisible", "--name", "^qwen-tray - ",
+                                           check=False).split()]
+
+        wait_until(lambda: fresh not in shown(), 10, "the new popup to close")
+        assert shown() == [answered]
         assert len(re.findall(r"popup: request \d+, ", app.log())) == 1
     finally:
         code = app.stop(signal.SIGTERM)
