@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' Xvfb helper
 
 from xvfb import XvfbDisplay  # noqa: E402
 
-from daemon.engine.base import Figures, GenerationOptions, GenerationResult  # noqa: E402
-from daemon.jobs import Job  # noqa: E402
-from daemon.ui.popup import AnswerPopup, PopupSettings  # noqa: E402
+from qwen_tray.engine.base import Figures, GenerationOptions, GenerationResult  # noqa: E402
+from qwen_tray.jobs import Job  # noqa: E402
+from qwen_tray.ui.popup import AnswerPopup, PopupSettings  # noqa: E402
 
 SCREEN = (1600, 900)
 QUESTION = "What does this error mean?"
@@ -126,7 +126,7 @@ def main() -> None:
             settings = PopupSettings(presets=["Describe", "Extract text", "Explain this error",
                                               "Translate to English"],
                                      options=GenerationOptions(max_new_tokens=512), theme=mode)
-            from daemon import capture
+            from qwen_tray import capture
 
             shot = capture.monitor_under_cursor().image
             popup = AnswerPopup(root, fake, shot, (0, 0, *SCREEN), (0, 0, *SCREEN), settings, cursor=(300, 240))

@@ -18,10 +18,10 @@ from conftest import EXACT_PRECISION
 from PIL import Image
 from servicetools import RecordingSink, wait_for
 
-from daemon.engine.base import GenerationOptions, Message
-from daemon.engine.loader import load_engine
-from daemon.jobs import Busy, Job
-from daemon.scheduler import Scheduler
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.loader import load_engine
+from qwen_tray.jobs import Busy, Job
+from qwen_tray.scheduler import Scheduler
 
 COLOURS = [(200, 30, 30), (10, 200, 30), (10, 20, 230), (200, 200, 30)]
 LONG = 3000  # forced tokens: seconds on the tiny model; every test that starts one cancels or stops it
@@ -398,10 +398,10 @@ def test_a_solo_follow_up_is_preempted_by_new_work_and_continues_in_the_batch(en
 def test_api_follow_ups_encode_the_image_once_and_clients_keep_their_own_conversations(engine) -> None:
     import io
 
-    from daemon.config import Config
-    from daemon.paths import default_paths
-    from daemon.service import Service
-    from ipc.client import Client
+    from qwen_tray.config import Config
+    from qwen_tray.paths import default_paths
+    from qwen_tray.service import Service
+    from qwen_tray_client.client import Client
 
     shot = Image.new("RGB", (160, 96), (120, 120, 20))
     buf = io.BytesIO()

@@ -17,10 +17,10 @@ from test_app_desktop import App, wait_until
 from uitools import Recorder, pump, run_while_pumping, settle
 from xvfb import XvfbDisplay
 
-from daemon.config import Config
-from daemon.ui.desktop import Desktop
-from daemon.ui.geometry import MARGIN, clamp_rect
-from daemon.ui.popup import FRAME
+from qwen_tray.config import Config
+from qwen_tray.ui.desktop import Desktop
+from qwen_tray.ui.geometry import MARGIN, clamp_rect
+from qwen_tray.ui.popup import FRAME
 
 BACKDROP = (40, 120, 70)
 

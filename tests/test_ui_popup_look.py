@@ -12,11 +12,11 @@ from PIL import Image
 from uitools import Recorder, pump, run_while_pumping, settle
 from xvfb import XvfbDisplay
 
-from daemon import capture
-from daemon.config import ConfigError, parse_config
-from daemon.engine.base import GenerationOptions
-from daemon.ui import theme
-from daemon.ui.popup import DEMO_NOTE, AnswerPopup, PopupSettings
+from qwen_tray import capture
+from qwen_tray.config import ConfigError, parse_config
+from qwen_tray.engine.base import GenerationOptions
+from qwen_tray.ui import theme
+from qwen_tray.ui.popup import DEMO_NOTE, AnswerPopup, PopupSettings
 
 PRESETS = ["Describe", "Extract text", "Explain this error", "Translate to English"]
 ANSWER_KEYS = {"fg", "bg", "code_bg", "code_fg", "muted", "accent", "select_bg"}

@@ -33,7 +33,7 @@ def work_area(monitor: Rect, display: str | None = None, platform: str | None = 
 def _windows(monitor: Rect) -> Rect | None:
     import ctypes
 
-    from ipc import win32
+    from qwen_tray_client import win32
 
     left, top, width, height = monitor
     hmon = win32.call("MonitorFromPoint", win32.POINT(left + width // 2, top + height // 2),
