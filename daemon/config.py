@@ -136,6 +136,7 @@ class UiConfig:
         default_factory=lambda: ["Describe", "Extract text", "Explain this error", "Translate to English"]
     )
     history: bool = False  # keep questions and answers on disk (off: nothing of the screen is stored)
+    theme: Literal["auto", "light", "dark"] = "auto"  # the popup: follow the system's light/dark setting, or force one
 
 
 @dataclass

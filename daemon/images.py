@@ -71,11 +71,15 @@ def check_size(w: int, h: int, max_pixels: int, what: str) -> None:
         raise ImageRejected(
             "too_large", f"{what} is {w}x{h} ({w * h / 1e6:.1f} megapixels), over the limit of "
                          f"{max_pixels / 1e6:.1f} megapixels (image.max_pixels): {SCALE_HINT}")
+    check_aspect(w, h, what)
+
+
+def check_aspect(w: int, h: int, what: str, fix: str = "crop it into shorter pieces or pad the short side") -> None:
+    """Refuse an image too long and thin for the model (200:1 or more); `fix` says what the person can do."""
     if max(w, h) >= MAX_ASPECT_RATIO * min(w, h):
         raise ImageRejected(
             "bad_image", f"{what} is {w}x{h}: one side is {max(w, h) // min(w, h)} times the other, and the model "
-                         f"takes images up to {MAX_ASPECT_RATIO - 1}:1; crop it into shorter pieces or pad the "
-                         "short side")
+                         f"takes images up to {MAX_ASPECT_RATIO - 1}:1; {fix}")
 
 
 def raw_image(data: bytes, width: int, height: int, mode: str, *, max_bytes: int = DEFAULT_MAX_BYTES,

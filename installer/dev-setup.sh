@@ -36,9 +36,10 @@ if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   # the shellcheck package lints the installer scripts; systemd-analyze (systemd) verifies the user unit;
   # mingw-w64's compiler and Windows SDK headers check the Win32 ctypes table (tests/test_win32_table.py);
   # curl is one of the real clients the HTTP API is tested with; strace lets the privacy test see every
-  # connection the daemon makes, native code included.
+  # connection the daemon makes, native code included. gsettings (libglib2.0-bin) with GNOME's schemas is how
+  # darkdetect reads the light/dark setting the popup follows; a test switches it.
   pkgs=(xvfb xauth xdotool trayer x11-utils x11-xserver-utils xclip desktop-file-utils shellcheck systemd
-    gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev curl strace)
+    gcc-mingw-w64-x86-64-win32 mingw-w64-x86-64-dev curl strace libglib2.0-bin gsettings-desktop-schemas)
   "$PY" -c 'import tkinter' 2>/dev/null || pkgs+=(python3-tk)
   "$PY" -c 'import ensurepip' 2>/dev/null || pkgs+=(python3-venv)
   missing=()

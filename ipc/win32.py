@@ -45,6 +45,14 @@ class POINT(ctypes.Structure):
     _fields_ = [("x", LONG), ("y", LONG)]
 
 
+class RECT(ctypes.Structure):
+    _fields_ = [("left", LONG), ("top", LONG), ("right", LONG), ("bottom", LONG)]
+
+
+class MONITORINFO(ctypes.Structure):
+    _fields_ = [("cbSize", DWORD), ("rcMonitor", RECT), ("rcWork", RECT), ("dwFlags", DWORD)]
+
+
 class MSG(ctypes.Structure):
     _fields_ = [("hwnd", HWND), ("message", UINT), ("wParam", WPARAM), ("lParam", LPARAM), ("time", DWORD),
                 ("pt", POINT)]
@@ -98,6 +106,7 @@ CFUNCTIONS: dict[str, tuple[str, tuple[Any, ...], Any]] = {
     "AllowSetForegroundWindow": ("user32", (DWORD,), BOOL),
     "GetCursorPos": ("user32", (_p(POINT),), BOOL),
     "GetMessageW": ("user32", (_p(MSG), HWND, UINT, UINT), BOOL),  # BOOL that is -1 on error
+    "GetMonitorInfoW": ("user32", (HMONITOR, _p(MONITORINFO)), BOOL),
     "MessageBoxW": ("user32", (HWND, LPCWSTR, LPCWSTR, UINT), INT),
     "MonitorFromPoint": ("user32", (POINT, DWORD), HMONITOR),
     "PeekMessageW": ("user32", (_p(MSG), HWND, UINT, UINT, UINT), BOOL),

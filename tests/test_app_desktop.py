@@ -1,7 +1,7 @@
 """`qwen-tray run` with a display, end to end: the real app in a subprocess on Xvfb (with trayer), driven by xdotool.
 
 How the test sees what the popup does without putting screen content on disk: the popup's state is in its
-window title ("qwen-tray - done"), the answer is read back from the X clipboard after Ctrl+C (the user's own
+window title ("qwen-tray - Answered"), the answer is read back from the X clipboard after Ctrl+C (the user's own
 path), and at log level DEBUG the app logs metadata only: request numbers, message counts, image sizes and
 answer lengths, never the question, the answer or pixels.
 """
@@ -114,11 +114,11 @@ def test_hotkeys_popup_region_tray_and_clean_stop(xvfb_tray: XvfbDisplay, fake_a
         # Hotkey -> capture of the monitor under the cursor -> popup with the focus in the question box.
         d.xdotool("mousemove", "400", "250")
         d.xdotool("key", "ctrl+alt+q")
-        d.wait_for_window("^qwen-tray - ready$", 15)
+        d.wait_for_window("^qwen-tray - Ask about the screen$", 15)
         app.wait_log(r"popup: image 1920x1080")
         d.xdotool("type", "--delay", "10", QUESTION)
         d.xdotool("key", "Return")
-        d.wait_for_window("^qwen-tray - done$", 60)
+        d.wait_for_window("^qwen-tray - Answered$", 60)
         lines = app.wait_log(r"popup: request (\d+) (?:stop|length), (\d+) characters")
         chars = int(lines[-1][1])
         assert chars > 0
@@ -149,12 +149,12 @@ def test_hotkeys_popup_region_tray_and_clean_stop(xvfb_tray: XvfbDisplay, fake_a
         time.sleep(0.3)
         d.screenshot(artifacts_dir / "app-region.png")
         d.xdotool("mouseup", "1")
-        d.wait_for_window("^qwen-tray - ready$", 15)
+        d.wait_for_window("^qwen-tray - Ask about the screen$", 15)
         app.wait_log(r"region: selected 560x180 at \+140\+150")
         app.wait_log(r"popup: image 560x180")
         d.xdotool("key", "Return")
         app.wait_log(r"popup: request \d+, 1 message\(s\), image 560x180")
-        d.wait_for_window("^qwen-tray - done$", 60)
+        d.wait_for_window("^qwen-tray - Answered$", 60)
         d.screenshot(artifacts_dir / "app-popup-region.png")
         d.xdotool("key", "Escape")
 

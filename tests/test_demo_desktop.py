@@ -41,7 +41,7 @@ def ask_and_copy(d: XvfbDisplay, app: App, question: str, done_count: int, shot:
     if question:
         d.xdotool("type", "--delay", "10", question)
     d.xdotool("key", "Return")
-    d.wait_for_window("^qwen-tray - done$", 90)
+    d.wait_for_window("^qwen-tray - Answered$", 90)
     app.wait_log(r"popup: request \d+ (?:stop|length), \d+ characters", count=done_count)
     if shot is not None:
         d.screenshot(shot)  # what a person sees: the answer and the demo note under the title
@@ -67,7 +67,7 @@ def test_region_over_blue_says_blue_and_the_yellow_monitor_says_yellow(desk: Xvf
         d.xdotool("mousemove", "1400", "500")
         d.xdotool("mousemove", "1800", "900")
         d.xdotool("mouseup", "1")
-        d.wait_for_window("^qwen-tray - ready$", 15)
+        d.wait_for_window("^qwen-tray - Ask about the screen$", 15)
         app.wait_log(r"region: selected 700x750 at \+1100\+150")
         shot = artifacts_dir / "demo-region-blue.png"
         assert ask_and_copy(d, app, "What is this?", 1, shot) == "Mostly blue." + NOTE
@@ -76,7 +76,7 @@ def test_region_over_blue_says_blue_and_the_yellow_monitor_says_yellow(desk: Xvf
         # Screen hotkey with the pointer on the right (yellow) monitor.
         d.xdotool("mousemove", "2500", "500")
         d.xdotool("key", "ctrl+alt+q")
-        d.wait_for_window("^qwen-tray - ready$", 15)
+        d.wait_for_window("^qwen-tray - Ask about the screen$", 15)
         app.wait_log(r"popup: image 1280x1024")
         shot = artifacts_dir / "demo-screen-yellow.png"
         assert ask_and_copy(d, app, "What is on my screen?", 2, shot) == "Mostly yellow." + NOTE

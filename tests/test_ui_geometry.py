@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qwen_tray.ui.geometry import GAP, clamp_rect, drag_rect, monitor_for, place_popup
+from qwen_tray.ui.geometry import GAP, MARGIN, clamp_rect, drag_rect, monitor_for, place_popup
 
 MON = (0, 0, 1920, 1080)
 
@@ -29,14 +29,29 @@ def test_popup_goes_above_or_left_near_the_bottom_right_corner() -> None:
     assert pos[1] + 400 <= 700 or pos[0] + 500 <= 1500  # does not cover the captured area
 
 
-def test_whole_monitor_capture_centres_the_popup() -> None:
-    assert place_popup((500, 400), MON, MON) == (710, 340)
+def test_whole_monitor_capture_goes_to_the_corner_away_from_the_pointer() -> None:
+    """A whole-screen ask: not centred over the content asked about, but in the far corner of the work area."""
+    m = MARGIN
+    assert place_popup((500, 400), MON, MON) == (1920 - 500 - m, 1080 - 400 - m)  # no pointer: bottom right
+    assert place_popup((500, 400), MON, MON, cursor=(1700, 900)) == (m, m)  # pointer bottom right: top left
+    assert place_popup((500, 400), MON, MON, cursor=(300, 900)) == (1920 - 500 - m, m)
+    assert place_popup((500, 400), MON, MON, cursor=(1700, 100)) == (m, 1080 - 400 - m)
+    # A taskbar at the bottom (work area 1920x1032): the popup sits above it, not under it.
+    assert place_popup((500, 400), MON, MON, work=(0, 0, 1920, 1032), cursor=(300, 100)) == (
+        1920 - 500 - m, 1032 - 400 - m)
+    # Another popup already in the far corner: the next one takes the free corner farthest from the pointer.
+    first = (1920 - 500 - m, 1080 - 400 - m, 500, 400)
+    assert place_popup((500, 400), MON, MON, cursor=(300, 100), avoid=[first]) == (1920 - 500 - m, m)
+
+
+def test_work_area_outside_the_monitor_is_ignored() -> None:
+    assert place_popup((500, 400), MON, MON, work=(3000, 0, 100, 100)) == (1920 - 500 - MARGIN, 1080 - 400 - MARGIN)
 
 
 def test_negative_origin_monitor() -> None:
     left_mon = (-1280, -200, 1280, 1024)
-    pos = place_popup((500, 400), (-1280, -200, 1280, 1024), left_mon)
-    assert pos == (-1280 + 390, -200 + 312)
+    pos = place_popup((500, 400), (-1280, -200, 1280, 1024), left_mon, cursor=(-1200, -100))
+    assert pos == (-500 - MARGIN, -200 + 1024 - 400 - MARGIN)
     pos = place_popup((500, 400), (-300, 700, 250, 100), left_mon)
     assert inside(pos, (500, 400), left_mon)
 

@@ -41,16 +41,16 @@ def type_keys(root: tk.Tk, d: XvfbDisplay, *args: str) -> None:
 def test_question_streams_answer_with_state_and_title(tk_root: tk.Tk, recorder: Recorder,
                                                       ui_display: XvfbDisplay) -> None:
     popup = open_popup(tk_root, recorder)
-    assert popup.win.title() == "qwen-tray - ready"
+    assert popup.win.title() == "qwen-tray - Ask about the screen"
     states: list[str] = []
     type_keys(tk_root, ui_display, "type", "--delay", "5", "What is this?")
     type_keys(tk_root, ui_display, "key", "Return")
     pump(tk_root, lambda: (states.append(popup.state) or popup.state) in ("done", "error"), 60, "the answer")
-    assert popup.state == "done", popup.status.cget("text")
+    assert popup.state == "done", popup.status_text
     assert {"queued", "thinking", "streaming"} & set(states)
-    assert popup.win.title() == "qwen-tray - done"
-    assert popup.status.cget("text").startswith("Done \u00b7 ")
-    assert "tokens/s" in popup.status.cget("text") and "demo model" in popup.status.cget("text")
+    assert popup.win.title() == "qwen-tray - Answered"
+    assert popup.status_text.startswith("Done \u00b7 ") and "tokens/s" in popup.status_text
+    assert popup.note_text.startswith("Demo model: ")  # its own line, under the status
     # What the engine was asked: the typed question with the full-size image, at interactive priority.
     (job,) = recorder.jobs
     assert job.priority == "interactive"
@@ -122,15 +122,15 @@ def test_stop_button_stops_the_stream(tk_root: tk.Tk, recorder: Recorder, ui_dis
     popup.ask("go on and on")
     pump(tk_root, lambda: popup.state == "streaming", 60, "the stream to start")
     b = popup.stop_button
-    assert b.cget("state") == "normal"
+    assert str(b.cget("state")) == "normal"
     x, y = b.winfo_rootx() + b.winfo_width() // 2, b.winfo_rooty() + b.winfo_height() // 2
     type_keys(tk_root, ui_display, "mousemove", str(x), str(y), "click", "1")
     pump(tk_root, lambda: popup.state in ("stopped", "done"), 60, "the stop")
     assert popup.state == "stopped"
     assert recorder.cancelled == recorder.jobs
-    tokens = int(popup.status.cget("text").split()[2])
+    tokens = int(popup.status_text.split()[2])
     assert 0 < tokens < 3000
-    assert b.cget("state") == "disabled"
+    assert str(b.cget("state")) == "disabled"
     # The partial answer stays and counts as a turn of the conversation.
     assert popup._turns[-1].answer and popup._history[-1].role == "assistant"
 
@@ -188,8 +188,8 @@ def test_busy_or_stopping_scheduler_shows_an_error(tk_root: tk.Tk, recorder: Rec
     recorder.scheduler.stop()
     assert popup.ask("hello?") is False
     assert popup.state == "error"
-    assert "Busy" in popup.status.cget("text")
-    assert popup.win.title() == "qwen-tray - error"
+    assert "Busy" in popup.status_text
+    assert popup.win.title() == "qwen-tray - Error"
 
 
 def test_history_is_off_by_default_and_opt_in_writes_private_json_lines(tk_root: tk.Tk, recorder: Recorder,
@@ -244,7 +244,7 @@ def test_queued_state_while_another_request_runs(tk_root: tk.Tk, recorder: Recor
     assert sink.started.wait(30)
     popup = open_popup(tk_root, recorder)
     popup.ask("my turn")
-    assert popup.state == "queued" and popup.win.title() == "qwen-tray - queued"
+    assert popup.state == "queued" and popup.win.title() == "qwen-tray - Waiting"
     recorder.scheduler.cancel(background)
     pump(tk_root, lambda: popup.state == "done", 60, "the popup's answer")
     assert sink.done.is_set()
@@ -261,10 +261,10 @@ def test_a_failed_request_shows_its_error_and_the_popup_stays_usable(tk_root: tk
         popup = open_popup(tk_root, rec, max_new_tokens=100000)
         popup.ask("never stop")
         pump(tk_root, lambda: popup.state in ("error", "done"), 60, "the failure")
-        assert popup.state == "error", popup.status.cget("text")
-        assert popup.status.cget("text").startswith("Error: the request ran longer than the limit")
-        assert popup.win.title() == "qwen-tray - error"
-        assert popup.stop_button.cget("state") == "disabled"
+        assert popup.state == "error", popup.status_text
+        assert popup.status_text.startswith("Error: the request ran longer than the limit")
+        assert popup.win.title() == "qwen-tray - Error"
+        assert str(popup.stop_button.cget("state")) == "disabled"
         popup._settings.options = GenerationOptions(max_new_tokens=5)
         popup.ask("short question")
         pump(tk_root, lambda: popup.state == "done", 60, "the next answer")

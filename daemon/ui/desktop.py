@@ -5,8 +5,11 @@ only enqueue work, and capturing on the Tk thread lets us first take down our
 own popup or overlay, so the capture never shows a window of ours. When one of
 ours was open, we wait a moment (`REPAINT_MS`) for the desktop to repaint.
 
-One popup at a time: a new question about a new capture replaces the old
-conversation (which is cancelled and forgotten).
+A second hotkey press keeps the open conversation: popups that hold a
+conversation are hidden while the screen is captured (so they are not in the
+new image), come back afterwards, and the new capture opens in a new popup placed
+where it covers them least. Only a popup nobody asked anything in yet is closed
+(there is nothing to lose). Each popup closes with Esc, as before.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from PIL import Image
 from .. import capture as screen
 from ..config import Config
 from ..engine.base import GenerationOptions
+from ..images import ImageRejected, check_aspect
 from .geometry import Rect
 from .history import History
 from .popup import AnswerPopup, PopupSettings, Submitter
 from .region import RegionSelector
+from .workarea import work_area
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,7 @@ def popup_settings(cfg: Config, history_path: Path | None = None) -> PopupSettin
         options=GenerationOptions(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p,
                                   stop=tuple(g.stop)),
         history=History(history_path) if cfg.ui.history and history_path is not None else None,
+        theme=cfg.ui.theme,
     )
 
 
@@ -96,9 +102,15 @@ class Desktop:
         self._post = post or (lambda fn, *args: root.after_idle(fn, *args))
         self._inbox_post = post  # the popup's job events come through it too (None: the popup opens its own)
         self._clipboard_image = clipboard_image
-        self.popup: AnswerPopup | None = None
+        self.popups: list[AnswerPopup] = []  # open popups, oldest first
+        self._hidden: list[AnswerPopup] = []  # popups withdrawn while a capture or region selection runs
         self.region: RegionSelector | None = None
         self._notice: Notice | None = None
+
+    @property
+    def popup(self) -> AnswerPopup | None:
+        """The newest open popup (the one the tray's "Clear conversation" acts on)."""
+        return self.popups[-1] if self.popups else None
 
     # -- entry points (Tk thread) ------------------------------------------------------------------------
     def ask_screen(self, delay_ms: int = 0) -> None:
@@ -134,10 +146,12 @@ class Desktop:
             log.info("ask about clipboard image: %s", reason)
             self.notice(reason[:1].upper() + reason[1:] + ".")
             return
-        self.close_windows()
+        if self.region is not None:
+            self.region.cancel()
+        self._close_idle_popups()
         mon = self._monitor_under_cursor()
         center = (mon[0] + mon[2] // 2, mon[1] + mon[3] // 2, 1, 1)
-        self.open_popup(image.convert("RGB"), center, mon)
+        self.open_popup(image.convert("RGB"), center, mon, what="The clipboard image")
 
     def _monitor_under_cursor(self) -> Rect:
         try:
@@ -157,16 +171,24 @@ class Desktop:
             self.popup.clear()
 
     def close_windows(self) -> None:
-        """Close our popup and overlay (cancelling a running answer)."""
+        """Close every popup and the overlay (cancelling running answers): the app is stopping."""
         if self.region is not None:
             self.region.cancel()
-        if self.popup is not None:
-            self.popup.close()
+        for popup in list(self.popups):
+            popup.close()
+        self._hidden.clear()
 
     # -- sequencing ------------------------------------------------------------------------------------
     def _after_own_windows_gone(self, then: Callable[[], None], delay_ms: int) -> None:
-        had_window = self.popup is not None or self.region is not None
-        self.close_windows()
+        """Take our windows off the screen, then capture: idle popups close, conversations are only hidden."""
+        had_window = bool(self.popups) or self.region is not None
+        if self.region is not None:
+            self.region.cancel()
+        self._close_idle_popups()
+        for popup in self.popups:
+            if popup not in self._hidden:
+                popup.hide()
+                self._hidden.append(popup)
         if had_window:
             self.root.update_idletasks()
             delay_ms = max(delay_ms, REPAINT_MS)
@@ -175,13 +197,27 @@ class Desktop:
         else:
             then()
 
+    def _close_idle_popups(self) -> None:
+        for popup in list(self.popups):
+            if not popup.has_conversation():
+                popup.close()
+
+    def _show_hidden(self) -> None:
+        """Bring back the popups hidden for a capture (the new popup, if any, opens after and on top)."""
+        hidden, self._hidden = self._hidden, []
+        for popup in hidden:
+            if not popup.closed:
+                popup.show()
+
     def _capture_screen(self) -> None:
         try:
             shot = screen.monitor_under_cursor()
         except Exception as exc:
             log.error("screen capture failed: %s", exc)
+            self._show_hidden()
             self.notice(f"The screen could not be captured: {exc}")
             return
+        self._show_hidden()
         log.debug("capture: monitor %dx%d at %+d%+d", shot.rect.width, shot.rect.height, shot.rect.left,
                   shot.rect.top)
         self.open_popup(shot.image, as_tuple(shot.rect), as_tuple(shot.monitor))
@@ -191,27 +227,46 @@ class Desktop:
             shot = screen.virtual_desktop()
         except Exception as exc:
             log.error("screen capture failed: %s", exc)
+            self._show_hidden()
             self.notice(f"The screen could not be captured: {exc}")
             return
         monitors = [as_tuple(m) for m in (shot.monitors or (shot.monitor,))]
 
         def done(rect: Rect | None) -> None:
             self.region = None
+            self._show_hidden()  # the overlay is gone: the conversations come back
             if rect is None:
                 return
             picked = shot.crop(screen.Rect(*rect))
-            self.open_popup(picked.image, as_tuple(picked.rect), as_tuple(picked.monitor))
+            self.open_popup(picked.image, as_tuple(picked.rect), as_tuple(picked.monitor), what="The selected area",
+                            fix="drag an area less long and thin")
 
         self.region = RegionSelector(self.root, shot.image, as_tuple(shot.rect), monitors, done)
 
-    def open_popup(self, image: Image.Image, target: Rect, monitor: Rect) -> AnswerPopup:
-        if self.popup is not None:
-            self.popup.close()
+    def open_popup(self, image: Image.Image, target: Rect, monitor: Rect, what: str = "The captured image",
+                   fix: str = "crop it into shorter pieces or pad the short side") -> AnswerPopup | None:
+        """A new popup about `image`, beside `target` or in the corner of `monitor` that hides least. An image
+        the model can't take (too long and thin) gets a notice saying what to do instead, and no popup."""
+        try:
+            check_aspect(image.width, image.height, what, fix)
+        except ImageRejected as exc:
+            log.info("popup: image %dx%d refused: too long and thin", image.width, image.height)
+            self.notice(f"{exc}.")
+            return None
         log.debug("popup: image %dx%d", image.width, image.height)
-        self.popup = AnswerPopup(self.root, self.submitter, image, target, monitor, self.settings,
-                                 on_closed=self._popup_closed, post=self._inbox_post)
-        return self.popup
+        try:
+            cursor: tuple[int, int] | None = screen.cursor_position()
+        except Exception:
+            cursor = None
+        avoid = [p.rect() for p in self.popups if not p.closed]
+        popup = AnswerPopup(self.root, self.submitter, image, target, monitor, self.settings,
+                            on_closed=self._popup_closed, post=self._inbox_post, work=work_area(monitor),
+                            cursor=cursor, avoid=avoid)
+        self.popups.append(popup)
+        return popup
 
     def _popup_closed(self, popup: Any) -> None:
-        if self.popup is popup:
-            self.popup = None
+        if popup in self.popups:
+            self.popups.remove(popup)
+        if popup in self._hidden:
+            self._hidden.remove(popup)

@@ -19,8 +19,10 @@ from __future__ import annotations
 import logging
 import threading
 import tkinter as tk
+import tkinter.font
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from tkinter import ttk
 from typing import Protocol
 
 from PIL import Image, ImageTk
@@ -29,16 +31,33 @@ from ..engine.base import GenerationOptions, GenerationResult, Message
 from ..jobs import Busy, Job
 from ..logs import RepeatedFailure
 from ..safetext import clean
-from .answer_view import LIGHT, AnswerView
+from . import theme
+from .answer_view import QUESTION, AnswerView
 from .geometry import Rect, place_popup
 from .history import History
 from .scaling import scale_popup
+from .tooltip import Tooltip
 
 log = logging.getLogger(__name__)
 
 TITLE = "qwen-tray"
+# The window title per state, for people (taskbar, Alt+Tab) and for the desktop tests. ASCII: X tools read
+# WM_NAME as Latin-1.
+TITLES = {
+    "ready": "Ask about the screen", "queued": "Waiting", "thinking": "Thinking", "streaming": "Answering",
+    "stopping": "Stopping", "done": "Answered", "stopped": "Stopped", "error": "Error",
+}
 THUMB_SIZE = (168, 104)
 WIDTH_CHARS = 64
+BUTTON_CHARS = 7  # Stop / Copy / Clear share one width, so no label change can move a button
+DEMO_NOTE = "Demo model: it only names the main colour."
+PLACEHOLDER = "Ask a question about this image…"
+# Room kept for the window manager's frame when placing (side border, title bar + top border): `wm geometry`
+# places the frame's outer corner and sizes the inside. Windows 11's frame is 8 px a side (mostly invisible
+# resize border) and a 31 px title bar; most X11 window managers draw less. Counted, not measured: frames can
+# only be measured after the window is shown, and window managers disagree about moves after that.
+FRAME = (8, 32)
+HINT = "Enter sends · Shift+Enter new line · Esc closes"
 
 
 class Submitter(Protocol):
@@ -104,6 +123,7 @@ class PopupSettings:
     presets: list[str] = field(default_factory=list)
     options: GenerationOptions = field(default_factory=GenerationOptions)
     history: History | None = None  # only when the user turned on `ui.history`
+    theme: str = "auto"  # ui.theme: auto (follow the system), light or dark
 
 
 class AnswerPopup:
@@ -119,9 +139,14 @@ class AnswerPopup:
         settings: PopupSettings,
         on_closed: Callable[[AnswerPopup], None] | None = None,
         post: Post | None = None,
+        *,
+        work: Rect | None = None,
+        cursor: tuple[int, int] | None = None,
+        avoid: list[Rect] | None = None,
     ) -> None:
         """`post` is the app's `TkInbox.post`; without one (a popup on its own, in tests) the popup opens an
-        inbox of its own on `root`, closed with the popup."""
+        inbox of its own on `root`, closed with the popup. `work` (the monitor's work area, without taskbars),
+        `cursor` and `avoid` (other open popups) steer where it goes: see `geometry.place_popup`."""
         self.root = root
         self._submitter = submitter
         self.image = image
@@ -142,60 +167,106 @@ class AnswerPopup:
         self.state = "ready"
         self.closed = False
 
+        self.palette = theme.apply(root, settings.theme)
+        self.status_text = ""  # the status line's full text (the label shows it cut to one line)
+        self.note_text = ""  # the note line under it: the demo model's warning, which nothing replaces
+
         self.win = tk.Toplevel(root)
         self.win.withdraw()
-        self.win.title(f"{TITLE} - ready")
+        self.win.title(f"{TITLE} - {TITLES['ready']}")
         self.win.wm_attributes("-topmost", True)
         self.win.protocol("WM_DELETE_WINDOW", self.close)
         self._build()
         scale_popup(self.win, monitor)  # Tk ignores per-monitor DPI: size the popup for its monitor
-        self._place(target, monitor)
+        self._place(target, monitor, work, cursor, avoid or [])
         self.win.deiconify()
         self.win.lift()
         self.win.after_idle(self._focus_question)
-        self._set_state("ready", "Ask about this image \u2014 Enter sends, Shift+Enter new line, Esc closes")
+        self._set_state("ready", f"Ask about this image ({image.width} \u00d7 {image.height}).")
 
     # -- layout ------------------------------------------------------------------------------------------
     def _build(self) -> None:
+        """A fixed grid: every line of text is one line high whatever it says (long text is cut with "…"),
+        and the window's size is set once, so no button moves between states."""
+        p = self.palette
         w = self.win
-        w.configure(padx=8, pady=8)
-        top = tk.Frame(w)
-        top.pack(fill="x")
+        w.configure(background=p.bg)
+        outer = ttk.Frame(w, padding=(14, 12, 14, 12))
+        outer.pack(fill="both", expand=True)
+        outer.columnconfigure(0, weight=1)
+        outer.rowconfigure(2, weight=1)
+
+        top = ttk.Frame(outer)
+        top.grid(row=0, column=0, sticky="ew")
+        top.columnconfigure(1, weight=1)
         thumb = self.image.copy()
         thumb.thumbnail(THUMB_SIZE, Image.Resampling.BILINEAR)
         self._thumb = ImageTk.PhotoImage(thumb, master=w)
-        tk.Label(top, image=self._thumb, relief="solid", borderwidth=1).pack(side="left", anchor="n")
-        side = tk.Frame(top)
-        side.pack(side="left", fill="both", expand=True, padx=(8, 0))
-        self.status = tk.Label(side, anchor="w", justify="left", wraplength=300)
-        self.status.pack(fill="x")
-        buttons = tk.Frame(side)
-        buttons.pack(fill="x", pady=(6, 0))
-        self.stop_button = tk.Button(buttons, text="Stop", command=self.stop, state="disabled")
+        tk.Label(top, image=self._thumb, borderwidth=0, highlightthickness=1, highlightbackground=p.border,
+                 background=p.bg).grid(row=0, column=0, rowspan=4, sticky="nw")
+        # width=1: the labels ask for no width of their own; the column gives them its width and the text is cut
+        self.status = ttk.Label(top, text=" ", width=1, font=theme.BODY_FONT, foreground=p.fg, anchor="w")
+        self.status.grid(row=0, column=1, sticky="ew", padx=(12, 0))
+        self.note = ttk.Label(top, text=" ", width=1, font=theme.CAPTION_FONT, foreground=p.warning, anchor="w")
+        self.note.grid(row=1, column=1, sticky="ew", padx=(12, 0), pady=(2, 0))
+        self._status_tip = Tooltip(self.status, p)
+        self._note_tip = Tooltip(self.note, p)
+        self.hint = ttk.Label(top, text=HINT, width=1, font=theme.CAPTION_FONT, foreground=p.muted, anchor="w")
+        self.hint.grid(row=2, column=1, sticky="ew", padx=(12, 0), pady=(2, 0))
+        for label in (self.status, self.note):
+            label.bind("<Configure>", lambda e: self._fit_lines(), add="+")
+        buttons = ttk.Frame(top)
+        buttons.grid(row=3, column=1, sticky="sw", padx=(12, 0), pady=(8, 0))
+        top.rowconfigure(3, weight=1)
+        self.stop_button = ttk.Button(buttons, text="Stop", width=BUTTON_CHARS, command=self.stop, state="disabled")
         self.stop_button.pack(side="left")
-        self.copy_button = tk.Button(buttons, text="Copy", command=self.copy_answer)
-        self.copy_button.pack(side="left", padx=(4, 0))
-        self.clear_button = tk.Button(buttons, text="Clear", command=self.clear)
-        self.clear_button.pack(side="left", padx=(4, 0))
-        presets = tk.Frame(side)
-        presets.pack(fill="x", pady=(6, 0))
-        self.preset_buttons: list[tk.Button] = []
+        self.copy_button = ttk.Button(buttons, text="Copy", width=BUTTON_CHARS, command=self.copy_answer,
+                                      state="disabled")
+        self.copy_button.pack(side="left", padx=(6, 0))
+        self.clear_button = ttk.Button(buttons, text="Clear", width=BUTTON_CHARS, command=self.clear)
+        self.clear_button.pack(side="left", padx=(6, 0))
+
+        presets = ttk.Frame(outer)
+        presets.grid(row=1, column=0, sticky="ew", pady=(10, 0))
+        self.preset_buttons: list[ttk.Button] = []
         for text in self._settings.presets:
-            b = tk.Button(presets, text=text, command=lambda t=text: self.ask(t), padx=4, pady=0)
-            b.pack(side="left", padx=(0, 4))
+            b = ttk.Button(presets, text=text, command=lambda t=text: self.ask(t))
+            b.pack(side="left", padx=(0, 6))
             self.preset_buttons.append(b)
 
-        body = tk.Frame(w)
-        body.pack(fill="both", expand=True, pady=(8, 0))
-        self.view = AnswerView(body, LIGHT, on_copy=self._to_clipboard, width=WIDTH_CHARS, height=14)
+        body = tk.Frame(outer, background=p.surface, highlightthickness=1, highlightbackground=p.border,
+                        highlightcolor=p.border)
+        body.grid(row=2, column=0, sticky="nsew", pady=(10, 0))
+        body_font = tkinter.font.nametofont(theme.BODY_FONT, root=body).actual()
+        mono_font = tkinter.font.nametofont(theme.MONO_FONT, root=body).actual()
+        self.view = AnswerView(body, p.answer_colours(), on_copy=self._to_clipboard,
+                               font=(body_font["family"], body_font["size"]),
+                               mono_font=(mono_font["family"], mono_font["size"]),
+                               width=WIDTH_CHARS, height=14, padx=10, pady=8)
         self.answer = self.view.widget
-        scroll = tk.Scrollbar(body, command=self.answer.yview)
+        scroll = ttk.Scrollbar(body, command=self.answer.yview)
         self.answer.configure(yscrollcommand=scroll.set)
         scroll.pack(side="right", fill="y")
         self.answer.pack(side="left", fill="both", expand=True)
 
-        self.question = tk.Text(w, width=WIDTH_CHARS, height=3, wrap="word", undo=True, padx=6, pady=4)
-        self.question.pack(fill="x", pady=(8, 0))
+        ask_row = ttk.Frame(outer)
+        ask_row.grid(row=3, column=0, sticky="ew", pady=(10, 0))
+        ask_row.columnconfigure(0, weight=1)
+        # The input: the same type as the answer, its own box, a coloured ring while it has the focus.
+        self.question = tk.Text(ask_row, width=WIDTH_CHARS, height=3, wrap="word", undo=True, padx=10, pady=6,
+                                relief="flat", borderwidth=0, font=theme.BODY_FONT, background=p.surface,
+                                foreground=p.fg, insertbackground=p.fg, selectbackground=p.select_bg,
+                                selectforeground=p.fg, highlightthickness=2, highlightbackground=p.border,
+                                highlightcolor=p.accent)
+        self.question.grid(row=0, column=0, sticky="ew")
+        self._placeholder = tk.Label(self.question, text=PLACEHOLDER, font=theme.BODY_FONT, foreground=p.muted,
+                                     background=p.surface, borderwidth=0, padx=0, pady=0, cursor="xterm")
+        self._placeholder.bind("<Button-1>", lambda e: self.question.focus_set())
+        self.ask_button = ttk.Button(ask_row, text="Ask", width=BUTTON_CHARS, style="Accent.TButton",
+                                     command=lambda: self.ask(self.question.get("1.0", "end-1c")))
+        self.ask_button.grid(row=0, column=1, sticky="se", padx=(8, 0))
+        self.question.bind("<<Modified>>", self._on_question_modified, add="+")  # typed, pasted or set
+        self._show_placeholder()
 
         for widget in (self.question, self.answer):
             widget.bind("<Return>", self._on_return)
@@ -205,11 +276,38 @@ class AnswerPopup:
             widget.bind("<Control-C>", self._on_ctrl_c)
         w.bind("<Escape>", lambda e: self.close())
 
-    def _place(self, target: Rect, monitor: Rect) -> None:
+    def _place(self, target: Rect, monitor: Rect, work: Rect | None, cursor: tuple[int, int] | None,
+               avoid: list[Rect]) -> None:
+        """Size the window once (it keeps that size in every state) and put it where it hides least."""
         self.win.update_idletasks()
-        size = (self.win.winfo_reqwidth(), self.win.winfo_reqheight())
-        x, y = place_popup(size, target, monitor)
-        self.win.geometry(f"+{x}+{y}")
+        w, h = self.win.winfo_reqwidth(), self.win.winfo_reqheight()
+        side, title = FRAME
+        x, y = place_popup((w + 2 * side, h + title + side), target, monitor, work=work, cursor=cursor, avoid=avoid)
+        self.win.geometry(f"{w}x{h}+{x}+{y}")
+        self.win.minsize(w, h)
+
+    def _on_question_modified(self, event: tk.Event) -> None:
+        self.question.edit_modified(False)  # re-arm: the next change fires again
+        self._show_placeholder()
+
+    def _show_placeholder(self) -> None:
+        if self.closed:
+            return
+        if self.question.get("1.0", "end-1c"):
+            self._placeholder.place_forget()
+        else:
+            self._placeholder.place(x=10, y=6)
+
+    def _fit_lines(self) -> None:
+        """Show the status and note cut to one line each; the whole text is in their tooltips."""
+        if self.closed:
+            return
+        for label, text, tip in ((self.status, self.status_text, self._status_tip),
+                                 (self.note, self.note_text, self._note_tip)):
+            font = tkinter.font.Font(root=label, font=label.cget("font"))
+            shown = theme.elide(text, font, label.winfo_width()) if label.winfo_ismapped() else text
+            label.configure(text=shown or " ")
+            tip.text = text if shown != " ".join(text.split()) else ""
 
     def _focus_question(self) -> None:
         if self.closed:
@@ -268,7 +366,9 @@ class AnswerPopup:
         self._live, self._live_turn = job, turn
         self._turns.append(turn)
         self.question.delete("1.0", "end")
+        self._show_placeholder()
         self.stop_button.configure(state="normal")
+        self.ask_button.configure(state="disabled")  # one question at a time (Enter rings the bell meanwhile)
         self._render()
         ahead = f" ({position} ahead)" if position else ""
         self._set_state("queued", f"Queued{ahead}\u2026")
@@ -305,7 +405,9 @@ class AnswerPopup:
         self._history.clear()
         self._turns.clear()
         self.stop_button.configure(state="disabled")
+        self.ask_button.configure(state="normal")
         self._render()
+        self._update_copy()
         self._set_state("ready", "Conversation cleared. Ask a new question.")
         self.question.focus_set()
 
@@ -326,6 +428,24 @@ class AnswerPopup:
         log.debug("popup: closed")
         if self._on_closed is not None:
             self._on_closed(self)
+
+    def has_conversation(self) -> bool:
+        """Whether closing this popup would lose something: a question asked (answered or still running)."""
+        return bool(self._turns) or self._live is not None
+
+    def hide(self) -> None:
+        """Off the screen for a moment (a new capture is taken); the conversation and a running answer go on."""
+        if not self.closed:
+            self.win.withdraw()
+
+    def show(self) -> None:
+        if not self.closed:
+            self.win.deiconify()
+
+    def rect(self) -> Rect:
+        """Where the popup is on screen (left, top, width, height), for placing the next one beside it."""
+        w = self.win
+        return w.winfo_rootx(), w.winfo_rooty(), w.winfo_width(), w.winfo_height()
 
     # -- streaming (Tk thread; reached through the inbox, no timer) ---------------------------------------
     def _on_event(self, seq: int, kind: str, payload: object) -> None:
@@ -350,6 +470,7 @@ class AnswerPopup:
                 self._set_state("thinking", "Thinking\u2026")
         elif kind == "chunk":
             self._append_live(str(payload))
+            self._update_copy()
             if self.state in ("queued", "thinking"):
                 self._set_state("streaming", "Answering\u2026")
         elif kind == "done":
@@ -371,7 +492,7 @@ class AnswerPopup:
         if result.trimmed is not None:  # the prompt budget left older turns out (qwen_tray.budget)
             text += f" \u00b7 {result.trimmed.summary()}"
         if demo:
-            text += " \u00b7 demo model: it only names the main colour"
+            self._set_note(DEMO_NOTE)
         if turn.answer and turn.message is not None:
             self._history += [turn.message, Message("assistant", turn.answer)]
             if self._settings.history is not None:
@@ -399,7 +520,14 @@ class AnswerPopup:
     def _end_live(self) -> None:
         self._live, self._live_turn = None, None
         self.stop_button.configure(state="disabled")
+        self.ask_button.configure(state="normal")
+        self._update_copy()
         self.question.focus_set()
+
+    def _update_copy(self) -> None:
+        """Copy is there only when there is an answer to copy."""
+        has_text = any(t.answer for t in self._turns)
+        self.copy_button.configure(state="normal" if has_text else "disabled")
 
     # -- drawing ---------------------------------------------------------------------------------------
     def _render(self) -> None:
@@ -407,7 +535,14 @@ class AnswerPopup:
         turns = [(turn.question if len(self._turns) > 1 or turn.question != self._settings.default_prompt
                   else None, turn.answer) for turn in self._turns]
         self.view.show_conversation(turns, streaming=self._live_turn is not None)
-        self.answer.see("end")
+        t = self.answer
+        newest = t.tag_prevrange(QUESTION, "end")  # where the newest question starts (see `_follow`)
+        if newest:
+            t.mark_set("last_question", newest[0])
+            t.mark_gravity("last_question", "left")
+        else:
+            t.mark_unset("last_question")
+        self._follow()
 
     def _append_live(self, text: str) -> None:
         """Add streamed text to the live answer and show it."""
@@ -419,11 +554,30 @@ class AnswerPopup:
         """The transcript as shown (for tests and accessibility tools)."""
         return self.answer.get("1.0", "end-1c")
 
+    def _follow(self) -> None:
+        """Show the newest text, but never scroll the newest question out of view: once it reaches the top,
+        the view stays and the rest of a long answer is a scroll away (as in chat apps)."""
+        t = self.answer
+        t.see("end")
+        if "last_question" not in t.mark_names():
+            return
+        if t.compare("last_question", "<", "@0,0"):
+            t.yview("last_question")
+
     def _set_state(self, state: str, text: str) -> None:
         self.state = state
-        self.status.configure(text=text, foreground="#b00020" if state == "error" else "#202020")
+        self.status_text = text
+        self.status.configure(foreground=self.palette.error if state == "error" else self.palette.fg)
         if not self.closed:
-            self.win.title(f"{TITLE} - {state}")  # ASCII: X tools read WM_NAME as Latin-1
+            self.win.title(f"{TITLE} - {TITLES.get(state, state)}")  # ASCII: X tools read WM_NAME as Latin-1
+            self._fit_lines()
+
+    def _set_note(self, text: str) -> None:
+        self.note_text = text
+        self._fit_lines()
 
     def _flash(self, text: str) -> None:
-        self.status.configure(text=text)
+        """A passing message ("Copied ...") in the status line; the note line (demo warning) is not touched."""
+        self.status_text = text
+        self.status.configure(foreground=self.palette.fg)
+        self._fit_lines()
