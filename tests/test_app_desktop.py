@@ -226,7 +226,7 @@ def test_a_taken_hotkey_is_noticed_retried_until_free_and_the_rest_works_then_qw
         app.wait_log(r"hotkey ctrl\+alt\+q is free now: it asks about the screen", timeout=90)
         d.wait_for_window(r"^qwen-tray: ready \| tiny-qwen3-vl-ov \| CPU \(CPU\) \| demo model$", 60, visible=False)
         d.xdotool("key", "ctrl+alt+q")  # a real key press now opens the popup
-        d.wait_for_window("^qwen-tray - ready$", 30)
+        d.wait_for_window("^qwen-tray - Ask about the screen$", 30)
         d.xdotool("key", "Escape")
         assert json.loads(app.paths.connection_file.read_text())["pid"] == app.proc.pid
         out = subprocess.run([*qwen_tray_cmd(), "stop"], capture_output=True, text=True, timeout=60)

@@ -187,8 +187,11 @@ def test_leaving_a_stream_early_cancels_it_and_frees_its_inbox(daemon) -> None:
         # the same with close() on an answer never iterated, and with a context manager
         with client.ask(None, "another long one", max_new_tokens=3000):
             pass
-        assert wait_for(lambda: len(engine.results) == 2, timeout=10)
-        assert engine.results[1].finish_reason == "cancelled"
+        # Cancelled while still queued, it never reaches the engine; once started, it stops at the next token.
+        # Either way the daemon is soon idle again, long before 3000 tokens.
+        assert wait_for(lambda: svc.scheduler.status()["state"] == "ready"
+                        and svc.scheduler.status()["queue_depth"] == 0, timeout=10), "the generation went on"
+        assert [r.finish_reason for r in engine.results[1:]] in ([], ["cancelled"])
         assert client.ask(None, "and the next", max_new_tokens=4).wait()["usage"]["completion_tokens"] == 4
         assert client._inbox == {}
 
