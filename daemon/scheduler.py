@@ -143,7 +143,7 @@ class Scheduler:
         demo: bool = False,
         model_name: str = "",
         model_path: str = "",
-        preempt: bool = False,
+        preempt: bool = True,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
