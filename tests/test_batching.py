@@ -3,7 +3,8 @@
 The engine is genai's ContinuousBatchingPipeline on CPU, driven by the scheduler's worker.
 Exact-output comparisons pin the CPU to f32 (conftest.EXACT_PRECISION): on AVX-512/AMX CPUs
 the defaults can flip near-tied tokens of the random model between a batch of four and a
-batch of one. Every generation is forced to its length (min = max new tokens).
+batch of one. Every generation is forced to its length (min = max new tokens). The module's
+engine has `reuse_images` on (off by default), for the follow-up tests.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ LONG = 3000  # forced tokens: seconds on the tiny model; every test that starts 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model: Path):
-    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=4, batching=True))
+    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=4, batching=True,
+                                                          reuse_images=True))
     assert getattr(eng, "batching", False), type(eng).__name__
     yield eng
     eng.close()

@@ -16,7 +16,9 @@ requests, then `poll()` on each to deliver its text. `generate()` runs one reque
 alone the same way (CLI, benchmarks). The NPU has no continuous batching: there
 the plain VLMPipeline engine runs one request at a time.
 
-Follow-ups without encoding the image again: genai keeps encoded images only inside a
+Follow-ups without encoding the image again (`[engine] reuse_images`, off by default: genai
+2026.4 then misses its prefix cache and prefills the whole conversation again, which costs
+more than the encoder on CPU; see docs/decisions.md): genai keeps encoded images only inside a
 `ChatHistory` (its VisionRegistry). When the engine is otherwise idle, the scheduler runs
 a new conversation, or the next turn of the conversation this engine answered last, "solo"
 (`generate_solo`) through genai's history path, and remembers that one conversation (keyed
@@ -202,7 +204,7 @@ class BatchingEngine:
     preemptible = True  # a conversation ending in an assistant message continues it
 
     def __init__(self, model_dir: str, attempt: Attempt, placement: Placement, *, max_batch: int = 4,
-                 kv_cache_gb: int = 0, reuse_images: bool = True) -> None:
+                 kv_cache_gb: int = 0, reuse_images: bool = False) -> None:
         self.model_dir = model_dir
         self.placement = placement
         self.max_batch = max_batch

@@ -34,7 +34,7 @@ class PlacementSettings:
     batching: bool = True  # genai on CPU/GPU: ContinuousBatchingPipeline driven step by step
     max_batch: int = 4
     kv_cache_gb: int = 0
-    reuse_images: bool = True
+    reuse_images: bool = False
 
 
 @dataclass(frozen=True)
