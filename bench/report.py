@@ -491,6 +491,12 @@ def write_report(result: dict[str, Any], out_dir: Path, *, draw: bool = True) ->
         from http_api import markdown as http_markdown
 
         text = text.rstrip("\n") + "\n\n" + http_markdown(json.loads(http.read_text(encoding="utf-8")))
+    decode = out_dir / "benchmarks-decode.json"  # bench/profile_decode.py's result, when present
+    if decode.is_file():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from profile_decode import markdown as decode_markdown
+
+        text = text.rstrip("\n") + "\n\n" + decode_markdown(json.loads(decode.read_text(encoding="utf-8")))
     md = out_dir / "benchmarks.md"
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     if ENDURANCE_BEGIN in old and ENDURANCE_END in old:  # bench/endurance.py's section (own JSON): keep it
