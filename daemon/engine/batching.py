@@ -209,6 +209,7 @@ class BatchingEngine:
         self.placement = placement
         self.max_batch = max_batch
         self._reuse_images = reuse_images
+        self.reuses_images = reuse_images  # the scheduler asks before it tries a job solo
         self._last: tuple[str, ov_genai.ChatHistory] | None = None  # the conversation answered last, solo
         self.vision_encodings = 0  # images the vision encoder ran on, all requests (status, tests)
         sched = ov_genai.SchedulerConfig()
