@@ -19,11 +19,11 @@ POPUP_PREFIX = "qwen-tray"
 
 
 def capture_times(xv: Any, repeats: int) -> list[float]:
-    """Seconds for `daemon.capture.monitor_under_cursor()` on a 1920x1080 screen (the hotkey's capture)."""
+    """Seconds for `qwen_tray.capture.monitor_under_cursor()` on a 1920x1080 screen (the hotkey's capture)."""
     old = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = xv.display
     try:
-        from daemon import capture
+        from qwen_tray import capture
 
         capture.monitor_under_cursor()  # first use opens the X connection
         out = []

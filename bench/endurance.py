@@ -6,7 +6,7 @@
     python bench/endurance.py --render           # redraw plot and section from docs/endurance.json
 
 What it does: starts `qwen-tray run --headless` on the tiny fixture model (CPU) in a private XDG tree, then runs
-phases of 250 answers, each with 4 to 8 client threads (a new `ipc.client.Client` per thread and phase, so
+phases of 250 answers, each with 4 to 8 client threads (a new `qwen_tray_client.client.Client` per thread and phase, so
 connections come and go). Lengths are mixed (70 % 8-64 tokens, 25 % 64-300, 5 % 300-800) and forced with
 `min_new_tokens` = `max_new_tokens`, so every answer's length is known. Of the answers, about 4 % are cancelled
 after their first chunk (`answer.cancel()`, read to `done` "cancelled"), 4 % abandoned mid-stream (the loop is
@@ -48,7 +48,7 @@ from procs import Daemon  # noqa: E402
 from report import ENDURANCE_BEGIN as BEGIN  # noqa: E402
 from report import ENDURANCE_END as END  # noqa: E402
 
-from ipc.client import Client, ClientError  # noqa: E402
+from qwen_tray_client.client import Client, ClientError  # noqa: E402
 
 TINY = ROOT / "tests" / "fixtures" / "tiny-qwen3-vl-ov"
 PHASE = 250
@@ -155,7 +155,7 @@ def client_worker(run: Run, todo: list[int], lock: threading.Lock, worker: int) 
 PINGER = """
 import sys, time
 sys.path.insert(0, sys.argv[2])
-from ipc.client import Client
+from qwen_tray_client.client import Client
 with Client(sys.argv[1], timeout=10.0) as client:
     while sys.stdin.readline():
         try:

@@ -2,7 +2,7 @@
 
 One `qwen-tray run --headless` on the tiny fixture (max_new_tokens=1, so the engine's share is a few
 milliseconds and what differs is the transport): the same 1920x1080 screenshot-like PNG and question
-sent, interleaved, through ipc.client (ZeroMQ + CURVE), through httpx as an OpenAI-style request
+sent, interleaved, through qwen_tray_client.client (ZeroMQ + CURVE), through httpx as an OpenAI-style request
 (base64 data: URL in JSON; streamed and not) and through the official `openai` package; then the same
 with text only. Then the loaded daemon is left alone and its CPU time and thread wake-ups (context
 switches of every thread) are counted. Writes docs/benchmarks-http.json and regenerates
@@ -62,7 +62,7 @@ def measure(work: Path, repeats: int, idle_seconds: float) -> dict[str, Any]:
     import httpx
     import openai
 
-    from ipc.client import Client
+    from qwen_tray_client.client import Client
 
     port = _free_port()
     logf = (work / "bench-http.log").open("a", encoding="utf-8")
@@ -147,7 +147,7 @@ def markdown(data: dict[str, Any]) -> str:
         return f"{s['median'] * 1000:.1f} ({s['min'] * 1000:.1f}-{s['max'] * 1000:.1f})"
 
     rt = data["round_trip_s"]
-    names = {"zmq": "ZeroMQ (ipc.client, CURVE)", "http": "HTTP, not streamed (httpx)",
+    names = {"zmq": "ZeroMQ (qwen_tray_client.client, CURVE)", "http": "HTTP, not streamed (httpx)",
              "http_stream": "HTTP, streamed (httpx, SSE)", "openai": "HTTP, the `openai` package (not streamed)"}
     lines = [
         "## HTTP API beside ZeroMQ",

@@ -4,7 +4,7 @@ Why: real Qwen3-VL weights cannot be downloaded here, but decode speed on CPU is
 set by the bytes of weights read per token and the shapes of the matmuls, not by
 the weight values, once the output length is forced (min = max new tokens). So a
 model with the published configuration and random weights measures the same
-workload. The export goes through the project's own `daemon.engine.export`
+workload. The export goes through the project's own `qwen_tray.engine.export`
 (int4, symmetric, group 128, ratio 1.0), the same path `qwen-tray model` uses.
 
 The result is cached outside the repository and rebuilt only when missing:
@@ -170,7 +170,7 @@ def build_hf(shape: str, out: Path) -> None:
 def export_ir(hf: Path, ir: Path) -> None:
     """int4, symmetric, group 128, ratio 1.0 through the project's export (NPU-ready settings)."""
     sys.path.insert(0, str(ROOT))
-    from daemon.engine.export import ExportOptions, export_model
+    from qwen_tray.engine.export import ExportOptions, export_model
 
     export_model(hf, ir, ExportOptions(weight_format="int4", sym=True, group_size=128, ratio=1.0))
 

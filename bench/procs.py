@@ -105,11 +105,11 @@ class Daemon:
 
     def start(self, timeout: float = 900.0) -> float:
         """Start and wait until the model is loaded; return seconds from spawn to ready."""
-        from ipc.client import Client, ClientError, DaemonNotRunning
+        from qwen_tray_client.client import Client, ClientError, DaemonNotRunning
 
         self.connection.unlink(missing_ok=True)
         t0 = time.perf_counter()
-        argv = [sys.executable, "-m", "daemon", "run", *(["--headless"] if self.headless else [])]
+        argv = [sys.executable, "-m", "qwen_tray", "run", *(["--headless"] if self.headless else [])]
         self.proc = subprocess.Popen(argv, env=self.env, cwd=str(ROOT), stdout=self.log, stderr=self.log)
         self.pid = self.proc.pid
         client = None

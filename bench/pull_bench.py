@@ -9,7 +9,7 @@ child process, so its peak RSS (VmHWM) and time are its own:
   export   today's path (c): optimum-intel export int4 sym g128 ratio 1.0 from the checkpoint
   fp16     the "published" fp16 IR: optimum-intel export with weight format fp16 (what OpenVINO's
            *-fp16-ov repos are)
-  compress path (b): daemon.engine.compress on that fp16 IR, torch hidden
+  compress path (b): qwen_tray.engine.compress on that fp16 IR, torch hidden
   decode   each int4 IR's decode speed on CPU with VLMPipeline, output length forced
 
     flock /tmp/qwen-heavy.lock python bench/pull_bench.py --out bench/pull_bench.json
@@ -58,16 +58,16 @@ def step(name: str) -> dict:
     t0 = time.perf_counter()
     out: dict = {"step": name}
     if name == "export":
-        from daemon.engine.export import ExportOptions, export_model
+        from qwen_tray.engine.export import ExportOptions, export_model
 
         export_model(d["hf"], d["export"], ExportOptions("int4", True, 128, 1.0))
     elif name == "fp16":
-        from daemon.engine.export import ExportOptions, export_model
+        from qwen_tray.engine.export import ExportOptions, export_model
 
         export_model(d["hf"], d["fp16"], ExportOptions("fp16"))
         out["ir_bytes"] = size(d["fp16"])
     elif name == "compress":
-        from daemon.engine.compress import compress_ir, peak_memory_bytes
+        from qwen_tray.engine.compress import compress_ir, peak_memory_bytes
 
         out["estimated_peak_bytes"] = peak_memory_bytes(d["fp16"])
         compress_ir(d["fp16"], d["compress"], log=lambda s: print(s, file=sys.stderr, flush=True))
@@ -88,7 +88,7 @@ def pull_markdown(result: dict) -> str:
         s = steps.get(key, {})
         return (f"| {label} | {s.get('seconds', '-')} s | {s.get('peak_rss_bytes', 0) / gib:.1f} GiB |")
 
-    from daemon.engine.compress import peak_memory_for
+    from qwen_tray.engine.compress import peak_memory_for
 
     dx, dc = steps.get("decode:export", {}), steps.get("decode:compress", {})
     largest = steps.get("compress", {}).get("largest_part_bytes", 0)
@@ -149,7 +149,7 @@ def decode(model: Path, tokens: int = 64, rounds: int = 3) -> dict:
     import openvino as ov
     import openvino_genai as g
 
-    from daemon.engine.ir_info import model_format
+    from qwen_tray.engine.ir_info import model_format
 
     pipe = g.VLMPipeline(str(model), "CPU")
     rng = np.random.default_rng(0)

@@ -142,7 +142,7 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
     add(f"| OS | {mach['os']} |")
     add(f"| Software | Python {mach['python']}, openvino {mach['openvino']}, openvino-genai {mach['openvino_genai']}, "
         f"optimum-intel {mach['optimum_intel']} |")
-    add(f"| Model | {m['name']}: int4 symmetric, group 128, ratio 1.0 (exported by `daemon.engine.export`); "
+    add(f"| Model | {m['name']}: int4 symmetric, group 128, ratio 1.0 (exported by `qwen_tray.engine.export`); "
         f"IR weights {m['ir_bytes'] / 2**30:.2f} GiB |")
     add(f"| Load at start | load average {mach['load_avg']}; {result['other_test_processes_at_start']} other "
         "test process(es) running |")
@@ -256,7 +256,7 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
         add("")
         add("| | median (min-max), ms |")
         add("|---|---:|")
-        add("| capture of the monitor under the cursor (`daemon.capture`, mss) | "
+        add("| capture of the monitor under the cursor (`qwen_tray.capture`, mss) | "
             f"{_stat(desk['capture_s'], 1, 1000)} |")
         add(f"| Ctrl+Alt+Q (XTEST) to popup mapped (MapNotify), capture included | "
             f"{_stat(desk['hotkey_to_popup_s'], 1, 1000)} |")
@@ -296,7 +296,7 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
     if conc:
         add("## Concurrency")
         add("")
-        add("N clients (one `ipc.client.Client` each) ask at the same moment, each with its own fresh image; "
+        add("N clients (one `qwen_tray_client.client.Client` each) ask at the same moment, each with its own fresh image; "
             "aggregate = all generated tokens / wall time from the first request to the last answer.")
         add("")
         add(f"Workload per request: a fresh {conc['image_size'][0]}x{conc['image_size'][1]} image and "

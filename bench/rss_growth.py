@@ -61,15 +61,15 @@ def main() -> int:
 
     from PIL import Image
 
-    from daemon.config import Config
-    from daemon.engine.base import GenerationOptions, GenerationResult, Message
-    from daemon.jobs import Job
-    from daemon.paths import default_paths
-    from daemon.service import Service
-    from ipc.client import Client
+    from qwen_tray.config import Config
+    from qwen_tray.engine.base import GenerationOptions, GenerationResult, Message
+    from qwen_tray.jobs import Job
+    from qwen_tray.paths import default_paths
+    from qwen_tray.service import Service
+    from qwen_tray_client.client import Client
 
     if args.prop:
-        from daemon.engine import placement
+        from qwen_tray.engine import placement
 
         extra = {k: (int(v) if v.lstrip("-").isdigit() else v) for k, v in (p.split("=", 1) for p in args.prop)}
         plain = placement._cpu_props

@@ -4,7 +4,7 @@ The seed's workload: one image and a question giving ~650 prompt tokens, 128
 generated tokens (forced where the API allows), greedy. Three paths, each in its
 own process, interleaved A B C A B C after a warm-up:
 
-  (a) daemon  - `qwen-tray run --headless`, asked through `ipc.client` (streaming)
+  (a) daemon  - `qwen-tray run --headless`, asked through `qwen_tray_client.client` (streaming)
   (b) genai   - openvino_genai.VLMPipeline called directly
   (c) optimum - optimum-intel OVModelForVisualCausalLM.generate + AutoProcessor (the seed's code)
 
@@ -289,7 +289,7 @@ def run_idle(daemon: Daemon, seconds: float) -> dict[str, Any]:
 def run_concurrency(daemon: Daemon, counts: list[int], tokens: int, size: tuple[int, int],
                     seed0: int = 50000, batching: bool = False) -> dict[str, Any]:
     """N clients (threads, one ipc Client each) ask at once, each with a fresh image; aggregate tokens/s."""
-    from ipc.client import Client
+    from qwen_tray_client.client import Client
 
     out: dict[str, Any] = {"image_size": list(size), "max_new_tokens": tokens, "batching": batching}
     seed = seed0
@@ -353,7 +353,7 @@ def _timed(answer: Any) -> dict[str, Any]:
 
 def run_follow_up(daemon: Daemon, rounds: int, tokens: int, size: tuple[int, int], seed0: int) -> dict[str, Any]:
     """A first question about a fresh image, then a follow-up in the same conversation (image sent again)."""
-    from ipc.client import Client
+    from qwen_tray_client.client import Client
 
     runs = []
     with Client(daemon.connection, timeout=1800.0) as client:
@@ -380,7 +380,7 @@ def run_follow_up(daemon: Daemon, rounds: int, tokens: int, size: tuple[int, int
 def run_interactive(daemon: Daemon, rounds: int, background_tokens: int, size: tuple[int, int],
                     seed0: int) -> dict[str, Any]:
     """A popup-priority question on an idle daemon, then the same kind while a background answer streams."""
-    from ipc.client import Client, RequestRejected
+    from qwen_tray_client.client import Client, RequestRejected
 
     def ask(client: Any, seed: int) -> dict[str, Any]:
         blob = png_bytes(noise_image(seed, size))
@@ -413,7 +413,7 @@ def run_interactive(daemon: Daemon, rounds: int, background_tokens: int, size: t
 
 def _warm_up(daemon: Daemon, size: tuple[int, int], tokens: int) -> None:
     """One answer and then two at once before anything is timed: first inference and the batch's shapes."""
-    from ipc.client import Client
+    from qwen_tray_client.client import Client
 
     with Client(daemon.connection, timeout=1800.0) as a, Client(daemon.connection, timeout=1800.0) as b:
         a.ask(png_bytes(noise_image(1, size)), QUESTION, max_new_tokens=tokens).wait()
@@ -461,11 +461,11 @@ def run_ipc(work: Path, logf: Any, repeats: int) -> dict[str, Any]:
     On the tiny model with max_new_tokens=1, so the engine's share is a few milliseconds and
     the difference is what the transport (encode, send, decode, resize) costs.
     """
-    from daemon.engine.base import GenerationOptions, Message
-    from daemon.engine.image_budget import fit_image
-    from daemon.engine.loader import load_engine
-    from daemon.engine.placement import PlacementSettings
-    from ipc.client import Client, RawImage
+    from qwen_tray.engine.base import GenerationOptions, Message
+    from qwen_tray.engine.image_budget import fit_image
+    from qwen_tray.engine.loader import load_engine
+    from qwen_tray.engine.placement import PlacementSettings
+    from qwen_tray_client.client import Client, RawImage
 
     frame = screen_frame()
     t0 = time.perf_counter()

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 
 from workload import Clock, cpu_seconds, noise_image, peak_rss, png_bytes  # noqa: E402
 
-import daemon.privacy  # noqa: E402,F401 - OpenVINO telemetry off before openvino_genai/optimum load
+import qwen_tray.privacy  # noqa: E402,F401 - OpenVINO telemetry off before openvino_genai/optimum load
 
 
 class GenaiPath:
@@ -133,10 +133,10 @@ class OptimumPath:
 
 
 class ClientPath:
-    """A local app using the daemon: the image as PNG bytes, the answer streamed through `ipc.client`."""
+    """A local app using the daemon: the image as PNG bytes, the answer streamed through `qwen_tray_client.client`."""
 
     def __init__(self, connection: str) -> None:
-        from ipc.client import Client
+        from qwen_tray_client.client import Client
 
         self.client = Client(connection, timeout=120.0)
         self.client.ping()

@@ -1,4 +1,4 @@
-"""`python -m daemon` is `qwen-tray`."""
+"""`python -m qwen_tray` is `qwen-tray`."""
 
 import sys
 

@@ -1,8 +1,8 @@
 """What every API checks before it accepts a request, in one place for the ZeroMQ and the HTTP API.
 
-Both APIs parse their own wire format (`ipc.protocol` for ZeroMQ, `daemon.openai_api.convert`
+Both APIs parse their own wire format (`qwen_tray_client.protocol` for ZeroMQ, `qwen_tray.openai_api.convert`
 for OpenAI-style JSON) and then come here for the decisions that must not differ between them:
-the option ranges (`ipc.protocol.option_problem`, pure so clients share it), images decoded
+the option ranges (`qwen_tray_client.protocol.option_problem`, pure so clients share it), images decoded
 under the byte and pixel limits, text measured against the model's context, the daemon's
 defaults for options a client left out, and the queue bound. A refusal is a `Refused` whose
 `code` is the ZeroMQ protocol's rejection code; the HTTP API maps it to a status.
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ipc.protocol import option_problem
+from qwen_tray_client.protocol import option_problem
 
 from .engine.base import GenerationOptions
 from .images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected, decode_image, raw_image

@@ -53,7 +53,7 @@ def _set_dpi_awareness() -> None:
 
 
 def _clipboard_reader() -> Any:
-    """`() -> (image or None, reason)` over daemon.clipboard, or None when this build has no clipboard support."""
+    """`() -> (image or None, reason)` over qwen_tray.clipboard, or None when this build has no clipboard support."""
     try:
         from .clipboard import read_clipboard
     except ImportError:

@@ -5,7 +5,7 @@ Why these choices:
   connection; captures are rare (a hotkey press), so opening one costs nothing that matters and the hotkey,
   Tk and tray threads can all capture without sharing state.
 - Coordinates are screen pixels of the virtual desktop, whose origin can be negative on Windows (a monitor left
-  of or above the primary). DPI awareness must be set before the first capture (``daemon.dpi``), or Windows
+  of or above the primary). DPI awareness must be set before the first capture (``qwen_tray.dpi``), or Windows
   hands a scaled, blurry image and scaled coordinates.
 - The cursor position comes through a small seam (X11 ``query_pointer`` / Windows ``GetCursorPos``) so the app
   and the tests can pass a position explicitly.
@@ -118,7 +118,7 @@ def _x11_cursor() -> tuple[int, int]:
 def _win32_cursor() -> tuple[int, int]:
     import ctypes
 
-    from ipc import win32
+    from qwen_tray_client import win32
 
     point = win32.POINT()
     if not win32.call("GetCursorPos", ctypes.byref(point)):

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from . import __version__, privacy  # noqa: F401 - privacy first: OpenVINO telemetry off
 from .commands import UserError
 
-log = logging.getLogger("daemon.cli")
+log = logging.getLogger("qwen_tray.cli")
 
 # One entry per command module in daemon/commands/; add a line to add a command family.
 COMMAND_MODULES = (
@@ -53,7 +53,7 @@ def show_message_box(title: str, text: str) -> None:
     if sys.platform != "win32":
         return
     try:
-        from ipc import win32
+        from qwen_tray_client import win32
 
         win32.call("MessageBoxW", None, text, title,
                    win32.MB_OK | win32.MB_ICONERROR | win32.MB_SETFOREGROUND | win32.MB_TOPMOST)
@@ -73,11 +73,11 @@ def _log_to_file() -> str:
 
     root = logging.getLogger()
     for h in root.handlers:
-        if isinstance(h, logging.handlers.RotatingFileHandler):  # the one daemon.logs sets up
+        if isinstance(h, logging.handlers.RotatingFileHandler):  # the one qwen_tray.logs sets up
             return str(h.baseFilename)
     log_file = default_paths().log_file
     try:
-        private_dir(log_file.parent)  # the user's alone, as daemon.logs makes it
+        private_dir(log_file.parent)  # the user's alone, as qwen_tray.logs makes it
         handler = PrivateRotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
     except OSError:
         return "(no log file could be opened)"

@@ -20,11 +20,11 @@ from typing import Any
 
 from PIL import Image
 
-from daemon.images import ImageRejected, decode_image, load_image_file
+from qwen_tray.images import ImageRejected, decode_image, load_image_file
 
 log = logging.getLogger(__name__)
 
-# MIME types xclip may offer, best first; all decode with daemon.images (PNG, JPEG, WebP, BMP).
+# MIME types xclip may offer, best first; all decode with qwen_tray.images (PNG, JPEG, WebP, BMP).
 IMAGE_TARGETS = ("image/png", "image/bmp", "image/x-bmp", "image/jpeg", "image/webp")
 _XCLIP_TIMEOUT = 10.0
 

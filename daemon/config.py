@@ -233,7 +233,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
 
 def _check_hotkeys(cfg: Config, source: str) -> None:
     """Hotkey strings are parsed here so a typo is a config error at start, not a hotkey that never fires."""
-    from daemon.hotkey.parse import BACKENDS, HotkeyError, parse_hotkey
+    from qwen_tray.hotkey.parse import BACKENDS, HotkeyError, parse_hotkey
 
     if cfg.hotkey.backend not in BACKENDS:
         raise ConfigError(f"hotkey.backend in {source} must be one of {', '.join(BACKENDS)}")

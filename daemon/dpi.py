@@ -43,7 +43,7 @@ class CtypesDpi:
     """The real DpiApi (Windows only), over the declared functions in ipc/win32.py."""
 
     def set_context_per_monitor_v2(self) -> int | None:
-        from ipc import win32
+        from qwen_tray_client import win32
 
         fn = win32.fn("SetProcessDpiAwarenessContext")
         if fn is None:
@@ -51,7 +51,7 @@ class CtypesDpi:
         return 0 if fn(win32.HANDLE(-4)) else (win32.last_error() or -1)
 
     def set_awareness_per_monitor(self) -> int | None:
-        from ipc import win32
+        from qwen_tray_client import win32
 
         fn = win32.fn("SetProcessDpiAwareness")
         if fn is None:
@@ -59,7 +59,7 @@ class CtypesDpi:
         return int(fn(2)) & 0xFFFFFFFF
 
     def set_dpi_aware(self) -> int | None:
-        from ipc import win32
+        from qwen_tray_client import win32
 
         fn = win32.fn("SetProcessDPIAware")
         if fn is None:
@@ -114,14 +114,14 @@ def monitor_dpi(x: int, y: int, platform: str | None = None) -> int | None:
 
     Windows 8.1+: MonitorFromPoint + shcore.GetDpiForMonitor(MDT_EFFECTIVE_DPI): 96 at 100 %, 192 at 200 %.
     Tk 8.6 reads one DPI at start-up (the primary monitor's) and ignores WM_DPICHANGED, so a popup on another
-    monitor is scaled by `daemon.ui.scaling` from this number.
+    monitor is scaled by `qwen_tray.ui.scaling` from this number.
     """
     if (platform or sys.platform) != "win32":
         return None
     try:
         import ctypes
 
-        from ipc import win32
+        from qwen_tray_client import win32
 
         hmon = win32.call("MonitorFromPoint", win32.POINT(x, y), win32.MONITOR_DEFAULTTONEAREST)
         if not hmon:

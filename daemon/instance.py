@@ -51,7 +51,7 @@ class Win32Mutex:  # pragma: no cover - Windows only; tested through a fake Mute
     """CreateMutexW / CloseHandle and the token's SID, declared in ipc/win32.py."""
 
     def create(self, name: str) -> tuple[int, bool]:
-        from ipc import win32
+        from qwen_tray_client import win32
 
         handle = win32.call("CreateMutexW", None, False, name)
         err = win32.last_error()
@@ -60,12 +60,12 @@ class Win32Mutex:  # pragma: no cover - Windows only; tested through a fake Mute
         return int(handle), err == ERROR_ALREADY_EXISTS
 
     def close(self, handle: int) -> None:
-        from ipc import win32
+        from qwen_tray_client import win32
 
         win32.call("CloseHandle", handle)
 
     def user_sid(self) -> str:
-        from ipc import win32
+        from qwen_tray_client import win32
 
         return win32.current_user_sid()
 

@@ -14,7 +14,7 @@ The documented `opt_in_out --opt_out` is no use here: it writes a consent file i
 a daemon answering, then no `~/intel` and no connection but loopback).
 
 `daemon/__init__.py` imports this module, so anything that imports `daemon` (the
-CLI, `python -m daemon`, the bench workers, tests) has telemetry off before
+CLI, `python -m qwen_tray`, the bench workers, tests) has telemetry off before
 OpenVINO loads. Child processes inherit the variable.
 """
 

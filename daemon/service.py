@@ -76,8 +76,8 @@ class Service:
         self.paths = paths
         self.cfg = cfg
         self.scheduler: Scheduler | None = None
-        self.server: Any = None  # ipc.server.Server once started
-        self.http: Any = None  # daemon.openai_api.runner.HttpApi once started
+        self.server: Any = None  # qwen_tray.ipc_server.Server once started
+        self.http: Any = None  # qwen_tray.openai_api.runner.HttpApi once started
         self.demo = False
         self.model_dir: Path | None = None
         self.connection_file: Path | None = None
@@ -97,8 +97,8 @@ class Service:
 
     def start(self) -> None:
         """Raises AlreadyRunning (another daemon of this user), ModelNotFound (a configured model is missing)."""
-        from ipc.connection import write_connection_file
-        from ipc.server import Server
+        from qwen_tray.connection_file import write_connection_file
+        from qwen_tray.ipc_server import Server
 
         self._lock.acquire()
         try:
@@ -178,7 +178,7 @@ class Service:
         """The IPC server thread died (a bug). Called on that thread: nobody can reach the daemon any more, so
         it must not look alive: the connection file goes now (clients say "not running" instead of timing out),
         and the owner stops the service and exits with status 1 (see docs/decisions.md)."""
-        from ipc.connection import remove_connection_file
+        from qwen_tray.connection_file import remove_connection_file
 
         self.failure = f"the local API failed ({reason})"
         log.error("%s: qwen-tray stops (exit status 1); `qwen-tray run` starts it again", self.failure)
@@ -221,7 +221,7 @@ class Service:
     # ------------------------------------------------------------ internals
 
     def _teardown(self, timeout: float = 10.0) -> None:
-        from ipc.connection import remove_connection_file
+        from qwen_tray.connection_file import remove_connection_file
 
         if self.http is not None:
             self.http.begin_shutdown()  # new HTTP requests: 503

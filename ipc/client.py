@@ -1,6 +1,6 @@
 """A Python client for the running qwen-tray daemon.
 
-    from ipc.client import Client
+    from qwen_tray_client.client import Client
 
     with Client() as client:                      # reads the connection file
         answer = client.ask("shot.png", "What does this error mean?", max_new_tokens=200)

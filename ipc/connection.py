@@ -65,7 +65,7 @@ class ConnectionInfo:
 def default_path(dirs: Any = None) -> Path:
     """Where the daemon writes the file: `$QWEN_TRAY_CONNECTION`, else connection.json in the runtime dir.
 
-    The same rule as `daemon.paths.runtime_dir` (a test keeps them equal, for Windows' rules too);
+    The same rule as `qwen_tray.paths.runtime_dir` (a test keeps them equal, for Windows' rules too);
     repeated here because a client must not need the daemon package. `dirs`: a platformdirs object.
     """
     override = os.environ.get(ENV_VAR)

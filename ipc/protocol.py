@@ -6,7 +6,7 @@ server and any client agree on one definition and it is testable without sockets
 
 What this module checks is the request's *shape* (fields, types, ranges, blob
 indexes). Decoding the images and measuring text against the model's context
-need the daemon (Pillow, the tokenizer) and happen in `ipc/server.py`, still
+need the daemon (Pillow, the tokenizer) and happen in `daemon/ipc_server.py`, still
 before the request is accepted.
 """
 

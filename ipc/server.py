@@ -20,7 +20,7 @@ client that stops reading fills its SNDHWM and the send raises EAGAIN; either
 way that client's requests are cancelled and the engine stops at the next token.
 
 Everything about a request is checked here before it is accepted (shape via
-`ipc.protocol`, every image decoded, text measured against the context, the
+`qwen_tray_client.protocol`, every image decoded, text measured against the context, the
 queue bound); a bad request gets `rejected` and never reaches the scheduler.
 The slow checks (decoding images, size checks, counting tokens) run on a small
 bounded executor, so one client's 8000x8000 PNG never delays another client's
@@ -49,10 +49,10 @@ from typing import Any, Protocol
 import zmq
 from zmq.utils import z85
 
-from daemon.admission import Admission, Refused, RequestedOptions, submit
-from daemon.engine.base import GenerationOptions, GenerationResult, Message
-from daemon.jobs import Job
-from daemon.logs import RepeatedFailure
+from qwen_tray.admission import Admission, Refused, RequestedOptions, submit
+from qwen_tray.engine.base import GenerationOptions, GenerationResult, Message
+from qwen_tray.jobs import Job
+from qwen_tray.logs import RepeatedFailure
 
 from . import protocol
 from .connection import ConnectionInfo
@@ -220,7 +220,7 @@ class Server:
         self._port = port
         self._max_bytes = max_bytes
         self._version = version
-        # the checks and limits shared with the HTTP API (daemon.admission): one place decides them
+        # the checks and limits shared with the HTTP API (qwen_tray.admission): one place decides them
         self._admission = Admission(max_bytes=max_bytes, max_pixels=max_pixels, defaults=defaults,
                                     context_tokens=context_tokens, count_tokens=count_tokens)
         self._on_shutdown = on_shutdown

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.engine.placement import PlacementSettings
+from qwen_tray.engine.placement import PlacementSettings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -98,8 +98,8 @@ def artifacts_dir() -> Path:
 
 
 def qwen_tray_cmd() -> list[str]:
-    """How tests run the CLI in a subprocess: the venv's interpreter, as `python -m daemon`."""
-    return [sys.executable, "-m", "daemon"]
+    """How tests run the CLI in a subprocess: the venv's interpreter, as `python -m qwen_tray`."""
+    return [sys.executable, "-m", "qwen_tray"]
 
 
 def subprocess_env() -> dict[str, str]:

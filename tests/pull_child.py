@@ -24,7 +24,7 @@ def main() -> int:
         for name in STACK:
             sys.modules[name] = None  # type: ignore[assignment]
     report, argv = args[0], args[1:]
-    from daemon.cli import main as cli_main
+    from qwen_tray.cli import main as cli_main
 
     try:
         code = cli_main(argv)

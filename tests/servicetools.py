@@ -20,7 +20,7 @@ from typing import Any
 
 import zmq
 
-from daemon.engine.base import GenerationOptions, GenerationResult, Message, OnChunk
+from qwen_tray.engine.base import GenerationOptions, GenerationResult, Message, OnChunk
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_OV = REPO / "tests" / "fixtures" / "tiny-qwen3-vl-ov"
@@ -34,7 +34,7 @@ def shared_engine() -> Any:
     global _engine
     with _engine_lock:
         if _engine is None:
-            from daemon.engine.loader import load_engine
+            from qwen_tray.engine.loader import load_engine
 
             _engine = load_engine(TINY_OV, "genai", "CPU")
         return _engine
@@ -134,8 +134,8 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> b
 def start_service(cfg: Any, engine: TestEngine, services: list[Any]) -> tuple[Any, dict, TestEngine]:
     """A real Service (ZeroMQ server, scheduler) over `engine`, started and ready; appended to `services`
     so the calling fixture stops it. Returns the service, its connection file's contents and the engine."""
-    from daemon.paths import default_paths
-    from daemon.service import Service
+    from qwen_tray.paths import default_paths
+    from qwen_tray.service import Service
 
     svc = Service(default_paths(), cfg, engine_factory=lambda _dir: engine)
     svc.start()
@@ -148,7 +148,7 @@ def start_service(cfg: Any, engine: TestEngine, services: list[Any]) -> tuple[An
 
 
 class RawClient:
-    """A bare DEALER speaking the protocol frame by frame (no ipc.client logic), for exact checks."""
+    """A bare DEALER speaking the protocol frame by frame (no qwen_tray_client.client logic), for exact checks."""
 
     __test__ = False
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import qwen_tray_cmd
 from xvfb import XvfbDisplay, XvfbError
 
-from daemon.paths import default_paths
+from qwen_tray.paths import default_paths
 
 QUESTION = "What does this error mean"
 FAKE_APP = r"""
@@ -174,7 +174,7 @@ def test_hotkeys_popup_region_tray_and_clean_stop(xvfb_tray: XvfbDisplay, fake_a
         code = app.stop(signal.SIGTERM)
     assert code == 0, app.log()[-3000:]
     log = app.log()
-    assert "desktop stopped" in log and "daemon.service: stopped" in log
+    assert "desktop stopped" in log and "qwen_tray.service: stopped" in log
     assert not app.paths.connection_file.exists()
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from servicetools import TestEngine, shared_engine, wait_for
 
-from daemon.app import DesktopApp
-from daemon.config import Config
-from daemon.paths import default_paths
-from daemon.service import Service
-from ipc.client import Client
+from qwen_tray.app import DesktopApp
+from qwen_tray.config import Config
+from qwen_tray.paths import default_paths
+from qwen_tray.service import Service
+from qwen_tray_client.client import Client
 
 
 class RacyScheduler:
@@ -69,9 +69,9 @@ class FakeService:
 
 @pytest.mark.desktop
 def test_the_tray_never_misses_a_state_change_at_start(tk_root: tk.Tk, monkeypatch: pytest.MonkeyPatch) -> None:
-    import daemon.ui.tray
+    import qwen_tray.ui.tray
 
-    monkeypatch.setattr(daemon.ui.tray, "Tray", FakeTray)
+    monkeypatch.setattr(qwen_tray.ui.tray, "Tray", FakeTray)
     cfg = Config()
     app = DesktopApp(FakeService(RacyScheduler()), default_paths(), cfg, tk_root)
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import qwen_tray_cmd, subprocess_env
 
-from daemon.autostart import AutostartError, linux, windows
-from daemon.autostart.linux import LinuxAutostart, Systemctl
-from daemon.autostart.windows import APPROVED_KEY, RUN_KEY, VALUE_NAME, WindowsAutostart, WinRegistry
+from qwen_tray.autostart import AutostartError, linux, windows
+from qwen_tray.autostart.linux import LinuxAutostart, Systemctl
+from qwen_tray.autostart.windows import APPROVED_KEY, RUN_KEY, VALUE_NAME, WindowsAutostart, WinRegistry
 
 
 class FakeRegistry:
@@ -87,7 +87,7 @@ def test_windows_enable_writes_quoted_run_value_for_the_gui_launcher(win_python:
     st = WindowsAutostart(reg, executable=str(win_python)).enable()
     value = reg.values[(RUN_KEY, VALUE_NAME)]
     assert windows_cmdline_split(value) == [str(win_python.with_name("qwen-tray-gui.exe")), "run"]
-    assert "-m daemon" not in value  # another package named `daemon` could answer to that
+    assert "-m qwen_tray" not in value  # another package named `daemon` could answer to that
     assert value.startswith('"')  # the path has spaces: unquoted it would run "C:\...\John"
     assert st.enabled and st.mode == "tray" and st.command == value and st.note == ""
     assert st.where == r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\qwen-tray"
@@ -142,7 +142,7 @@ def test_windows_falls_back_to_the_console_launcher_and_refuses_without_any(tmp_
     exe.write_bytes(b"MZ")
     reg = FakeRegistry()
     with pytest.raises(AutostartError, match="qwen-tray-gui.exe"):
-        WindowsAutostart(reg, executable=str(exe)).enable()  # never `python -m daemon`
+        WindowsAutostart(reg, executable=str(exe)).enable()  # never `python -m qwen_tray`
     assert reg.values == {}
     (exe.parent / "Scripts").mkdir()
     (exe.parent / "Scripts" / "qwen-tray.exe").write_bytes(b"MZ")  # a python.org install: Scripts\ beside it
@@ -289,7 +289,7 @@ def test_linux_exec_quoting_survives_awkward_paths(tmp_path: Path) -> None:
 
 def test_linux_falls_back_to_python_m_daemon_without_the_script(tmp_path: Path) -> None:
     args = linux.launch_args(executable=str(tmp_path / "python3"))
-    assert args == [str(tmp_path / "python3"), "-m", "daemon", "run"]
+    assert args == [str(tmp_path / "python3"), "-m", "qwen_tray", "run"]
 
 
 def test_linux_status_respects_desktop_disabling(isolated_user_dirs: Path) -> None:
@@ -425,7 +425,7 @@ def test_iss_is_per_user_and_waits_for_the_daemons_per_user_mutex() -> None:
     """The .iss builds the daemon's mutex name from the token's SID, with the prefix daemon/instance.py uses."""
     import re
 
-    from daemon.instance import MUTEX_PREFIX, mutex_name
+    from qwen_tray.instance import MUTEX_PREFIX, mutex_name
 
     setup = _iss()
     text = (WIN / "qwen-tray.iss").read_text()
@@ -478,15 +478,15 @@ def test_no_python_dash_m_daemon_in_installed_entry_points() -> None:
         import tomli as tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["qwen-tray"] == "daemon.cli:main"
-    assert project["gui-scripts"]["qwen-tray-gui"] == "daemon.cli:main"  # pythonw: no console window
-    assert "-m daemon" not in (WIN / "qwen-tray.iss").read_text()
-    assert '"-m", "daemon"' not in (REPO / "daemon" / "autostart" / "windows.py").read_text()
+    assert project["scripts"]["qwen-tray"] == "qwen_tray.cli:main"
+    assert project["gui-scripts"]["qwen-tray-gui"] == "qwen_tray.cli:main"  # pythonw: no console window
+    assert "-m qwen_tray" not in (WIN / "qwen-tray.iss").read_text()
+    assert '"-m", "qwen_tray"' not in (REPO / "daemon" / "autostart" / "windows.py").read_text()
 
 
 def test_every_qwen_tray_command_in_the_installers_exists() -> None:
     """The installers only string `qwen-tray` commands together: each one they call must parse."""
-    from daemon.cli import build_parser
+    from qwen_tray.cli import build_parser
 
     parser = build_parser()
     found = set()
@@ -496,7 +496,7 @@ def test_every_qwen_tray_command_in_the_installers_exists() -> None:
     found |= {m.group(1) for m in re.finditer(r"Exec\(InstalledExe\('qwen-tray\.exe'\), '([a-z]+)'", iss)}
     for f in (REPO / "installer/linux/install.sh", REPO / "installer/linux/uninstall.sh"):
         text = f.read_text()
-        for m in re.finditer(r'-m daemon ([a-z][a-z -]*[a-z])', text):
+        for m in re.finditer(r'-m qwen_tray ([a-z][a-z -]*[a-z])', text):
             found.add(m.group(1))
         for m in re.finditer(r'"\$QT" ([a-z][a-z -]*[a-z])', text):
             found.add(m.group(1))
@@ -510,7 +510,7 @@ def test_installed_layout_finds_the_demo_model(monkeypatch: pytest.MonkeyPatch, 
     """Installed copies have no tests/ folder: the installers put demo-model beside the venv."""
     import sys
 
-    from daemon import paths
+    from qwen_tray import paths
 
     inst = tmp_path / "qwen-tray"
     (inst / "demo-model").mkdir(parents=True)
@@ -538,7 +538,7 @@ def test_cli_does_not_silently_swap_the_tray_autostart_for_the_headless_one(isol
 
 
 def test_linux_unit_gives_up_instead_of_restarting_forever(tmp_path: Path) -> None:
-    from daemon.autostart.linux import unit_text
+    from qwen_tray.autostart.linux import unit_text
 
     sections: dict[str, dict[str, str]] = {}
     current = ""
@@ -553,6 +553,6 @@ def test_linux_unit_gives_up_instead_of_restarting_forever(tmp_path: Path) -> No
     assert service["Restart"] == "on-failure"
     assert set(service["RestartPreventExitStatus"].split()) == {"1", "2"}  # config error / already running
     f = tmp_path / "qwen-tray.service"
-    f.write_text(unit_text([sys.executable, "-m", "daemon", "run", "--headless"]))
+    f.write_text(unit_text([sys.executable, "-m", "qwen_tray", "run", "--headless"]))
     res = subprocess.run(["systemd-analyze", "verify", str(f)], capture_output=True, text=True)
     assert res.returncode == 0 and "Unknown key" not in res.stderr, res.stderr

@@ -19,10 +19,10 @@ from conftest import EXACT_PRECISION
 from PIL import Image
 from servicetools import RecordingSink, wait_for
 
-from daemon.engine.base import GenerationOptions, Message
-from daemon.engine.loader import load_engine
-from daemon.jobs import Busy, Job
-from daemon.scheduler import Scheduler
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.loader import load_engine
+from qwen_tray.jobs import Busy, Job
+from qwen_tray.scheduler import Scheduler
 
 COLOURS = [(200, 30, 30), (10, 200, 30), (10, 20, 230), (200, 200, 30)]
 LONG = 3000  # forced tokens: seconds on the tiny model; every test that starts one cancels or stops it
@@ -400,10 +400,10 @@ def test_a_solo_follow_up_is_preempted_by_new_work_and_continues_in_the_batch(en
 def test_api_follow_ups_encode_the_image_once_and_clients_keep_their_own_conversations(engine) -> None:
     import io
 
-    from daemon.config import Config
-    from daemon.paths import default_paths
-    from daemon.service import Service
-    from ipc.client import Client
+    from qwen_tray.config import Config
+    from qwen_tray.paths import default_paths
+    from qwen_tray.service import Service
+    from qwen_tray_client.client import Client
 
     shot = Image.new("RGB", (160, 96), (120, 120, 20))
     buf = io.BytesIO()
@@ -460,9 +460,9 @@ def test_http_follow_ups_encode_the_image_once_and_clients_keep_their_own_conver
     import httpx
     from apitools import data_url, free_port, png
 
-    from daemon.config import Config
-    from daemon.paths import default_paths
-    from daemon.service import Service
+    from qwen_tray.config import Config
+    from qwen_tray.paths import default_paths
+    from qwen_tray.service import Service
 
     blob = png(160, 96, (200, 90, 20))
     shot = Image.open(__import__("io").BytesIO(blob)).convert("RGB")
@@ -513,7 +513,7 @@ def test_the_popup_asks_follow_ups_without_encoding_its_image_again(engine, tk_r
     """The real popup on the real scheduler: a question and two follow-ups about one capture."""
     from uitools import pump
 
-    from daemon.ui.popup import AnswerPopup, PopupSettings
+    from qwen_tray.ui.popup import AnswerPopup, PopupSettings
 
     s = start(engine)
     try:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from xvfb import XvfbDisplay
 
-from daemon import capture
-from daemon.capture import Capture, CaptureError, Rect
+from qwen_tray import capture
+from qwen_tray.capture import Capture, CaptureError, Rect
 
 ROOT = (10, 20, 30)
 RED = (220, 30, 40)

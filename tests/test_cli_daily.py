@@ -16,7 +16,7 @@ import pytest
 from conftest import qwen_tray_cmd, subprocess_env
 from PIL import Image
 
-from daemon.paths import default_paths
+from qwen_tray.paths import default_paths
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -202,15 +202,15 @@ def test_daily_commands_against_the_daemon(daemon: Daemon, tmp_path: Path) -> No
 
     r = cli("status")  # the daemon is unharmed by all of that
     assert r.returncode == 0 and "ready" in r.stdout, r.stderr
-    from daemon.paths import bundled_model_dir
+    from qwen_tray.paths import bundled_model_dir
 
     assert f"  path:      {bundled_model_dir()}\n" in r.stdout  # which folder is served
     assert json.loads(cli("status", "--json").stdout)["model_path"] == str(bundled_model_dir())
 
 
 def test_control_characters_from_the_model_are_shown_not_obeyed(capsys: pytest.CaptureFixture[str]) -> None:
-    from daemon.commands.ask_cmd import _write
-    from daemon.safetext import printable
+    from qwen_tray.commands.ask_cmd import _write
+    from qwen_tray.safetext import printable
 
     noise = "a\x10b\x12c\x18d\x1b[31mred\x07\r\x7f\x9b2J\tok\n"
     assert printable(noise) == "a\u2410b\u2412c\u2418d\u241b[31mred\u2407\u240d\u2421\ufffd2J\tok\n"
@@ -221,6 +221,6 @@ def test_control_characters_from_the_model_are_shown_not_obeyed(capsys: pytest.C
 
 
 def test_the_python_m_entry_point_is_the_same_cli() -> None:
-    r = subprocess.run([sys.executable, "-m", "daemon", "--version"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "qwen_tray", "--version"], capture_output=True, text=True,
                        env=subprocess_env(), timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("qwen-tray ")

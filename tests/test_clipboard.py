@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from xvfb import XvfbDisplay
 
-from daemon import clipboard
+from qwen_tray import clipboard
 
 
 def _offer(display: XvfbDisplay, data: bytes, target: str) -> None:

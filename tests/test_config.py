@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import qwen_tray_cmd
 
-from daemon.config import Config, ConfigError, load_config, parse_config
+from qwen_tray.config import Config, ConfigError, load_config, parse_config
 
 
 def test_missing_file_means_defaults(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ from conftest import qwen_tray_cmd, subprocess_env
 from PIL import Image, ImageDraw
 from servicetools import RawClient
 
-from daemon.engine.base import GenerationOptions, Message
-from daemon.engine.image_budget import fit_image, image_tokens
-from daemon.paths import bundled_model_dir, default_paths
-from ipc.client import Client, ClientError
-from ipc.connection import ConnectionFileError
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.image_budget import fit_image, image_tokens
+from qwen_tray.paths import bundled_model_dir, default_paths
+from qwen_tray_client.client import Client, ClientError
+from qwen_tray_client.connection import ConnectionFileError
 
 RGB = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
        "black": (0, 0, 0), "white": (255, 255, 255), "orange": (255, 140, 0), "purple": (128, 0, 128),
@@ -57,7 +57,7 @@ def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 def engine(request: pytest.FixtureRequest) -> Iterator:
     from conftest import DEMO_OV
 
-    from daemon.engine.loader import load_engine
+    from qwen_tray.engine.loader import load_engine
 
     eng = load_engine(DEMO_OV, request.param, "CPU", available=["CPU"])
     yield eng

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon import dpi
+from qwen_tray import dpi
 
 
 class FakeDpi:

@@ -28,13 +28,13 @@ from PIL import Image
 from uitools import pump
 from xvfb import XvfbDisplay
 
-from daemon.config import Config
-from daemon.engine.base import GenerationOptions, GenerationResult
-from daemon.jobs import Job
-from daemon.paths import default_paths
-from daemon.service import Service
-from daemon.ui.popup import AnswerPopup, PopupSettings
-from ipc.client import Client
+from qwen_tray.config import Config
+from qwen_tray.engine.base import GenerationOptions, GenerationResult
+from qwen_tray.jobs import Job
+from qwen_tray.paths import default_paths
+from qwen_tray.service import Service
+from qwen_tray.ui.popup import AnswerPopup, PopupSettings
+from qwen_tray_client.client import Client
 
 CLIENTS = 4
 MIN_TOKENS = 300

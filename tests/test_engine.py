@@ -11,8 +11,8 @@ import pytest
 from conftest import EXACT_PRECISION
 from PIL import Image
 
-from daemon.engine.base import GenerationOptions, Message
-from daemon.engine.loader import load_engine
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.loader import load_engine
 
 BACKENDS = ("genai", "optimum")
 RED = Image.new("RGB", (320, 200), (200, 30, 30))
@@ -133,8 +133,8 @@ def test_genai_path_does_not_import_torch(tiny_model: Path) -> None:
     code = f"""
 import sys, threading
 from PIL import Image
-from daemon.engine.base import GenerationOptions, Message
-from daemon.engine.loader import load_engine
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.loader import load_engine
 e = load_engine({str(tiny_model)!r}, "genai", "auto")
 r = e.generate([Message("user", "hi", [Image.new("RGB", (64, 64))])], GenerationOptions(max_new_tokens=3),
                lambda c: None, threading.Event())

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from daemon.hotkey.base import HotkeyTaken, HotkeyUnavailable
-from daemon.hotkey.keyboard_backend import KeyboardHotkeyListener
-from daemon.hotkey.parse import HotkeyError
+from qwen_tray.hotkey.base import HotkeyTaken, HotkeyUnavailable
+from qwen_tray.hotkey.keyboard_backend import KeyboardHotkeyListener
+from qwen_tray.hotkey.parse import HotkeyError
 
 
 class FakeKeyboard:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from Xlib import XK
 
-from daemon.hotkey import resolve_backend
-from daemon.hotkey.base import HotkeyUnavailable
-from daemon.hotkey.parse import (
+from qwen_tray.hotkey import resolve_backend
+from qwen_tray.hotkey.base import HotkeyUnavailable
+from qwen_tray.hotkey.parse import (
     FUNCTION_KEYS,
     KEY_ALIASES,
     MOD_NOREPEAT,
@@ -129,7 +129,7 @@ def test_backend_choice_per_platform() -> None:
 
 
 def test_config_rejects_bad_hotkeys_clearly() -> None:
-    from daemon.config import ConfigError, parse_config
+    from qwen_tray.config import ConfigError, parse_config
 
     cfg = parse_config({"hotkey": {"ask_screen": "Ctrl+Alt+S", "backend": "xlib"}})
     assert cfg.hotkey.ask_screen == "Ctrl+Alt+S"

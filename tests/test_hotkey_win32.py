@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from daemon.hotkey.base import HotkeyTaken, HotkeyUnavailable
-from daemon.hotkey.parse import MOD_NOREPEAT, parse_hotkey, to_win32
-from daemon.hotkey.win32_backend import (
+from qwen_tray.hotkey.base import HotkeyTaken, HotkeyUnavailable
+from qwen_tray.hotkey.parse import MOD_NOREPEAT, parse_hotkey, to_win32
+from qwen_tray.hotkey.win32_backend import (
     ERROR_HOTKEY_ALREADY_REGISTERED,
     WM_HOTKEY,
     WM_QUIT,

@@ -10,9 +10,9 @@ from Xlib import XK, X, error
 from Xlib import display as xdisplay
 from xvfb import XvfbDisplay
 
-from daemon.hotkey import create_listener
-from daemon.hotkey.base import HotkeyTaken, HotkeyUnavailable
-from daemon.hotkey.xlib_backend import XlibHotkeyListener
+from qwen_tray.hotkey import create_listener
+from qwen_tray.hotkey.base import HotkeyTaken, HotkeyUnavailable
+from qwen_tray.hotkey.xlib_backend import XlibHotkeyListener
 
 WAIT = 15.0
 

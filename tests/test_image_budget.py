@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from daemon.engine.image_budget import budget_for, budget_size, fit_image, image_tokens
+from qwen_tray.engine.image_budget import budget_for, budget_size, fit_image, image_tokens
 
 
 @pytest.mark.parametrize("budget", [64, 256, 1000, 1280, 2000])
@@ -65,9 +65,9 @@ def test_a_one_token_first_image_then_a_larger_one_does_not_kill_the_process(tin
     code = f"""
 import threading
 from PIL import Image
-from daemon.engine.base import GenerationOptions, Message
-from daemon.engine.image_budget import fit_image
-from daemon.engine.loader import load_engine
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.image_budget import fit_image
+from qwen_tray.engine.loader import load_engine
 e = load_engine({str(tiny_model)!r}, "genai", "CPU")
 imgs = [fit_image(Image.new("RGB", s, (200, 0, 0)), 1280) for s in ((34, 34), (342, 78))]
 msgs = [Message("user", "What?", [imgs[0]]), Message("assistant", "ok"), Message("user", "And?", [imgs[1]])]

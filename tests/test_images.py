@@ -1,4 +1,4 @@
-"""daemon.images: what the engine cannot take is refused from the header, with a sentence naming the image."""
+"""qwen_tray.images: what the engine cannot take is refused from the header, with a sentence naming the image."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from daemon.images import ImageRejected, decode_image, raw_image
+from qwen_tray.images import ImageRejected, decode_image, raw_image
 
 
 def png(w: int, h: int) -> bytes:

@@ -81,7 +81,7 @@ def test_installed_copy_runs_from_its_own_venv(installed: Path) -> None:
     assert qt.is_symlink() and qt.resolve() == (prefix / "venv/bin/qwen-tray").resolve()
     res = _run([str(qt), "--version"], home)
     assert res.returncode == 0 and res.stdout.startswith("qwen-tray ") and "+src" not in res.stdout, res.stderr
-    probe = ("import daemon, daemon.paths as p, importlib.metadata as m; "
+    probe = ("import qwen_tray, qwen_tray.paths as p, importlib.metadata as m; "
              "print(daemon.__file__); print(p.bundled_model_dir()); print(m.version('qwen-tray'))")
     out = _run([str(prefix / "venv/bin/python"), "-I", "-c", probe], home).stdout.splitlines()
     assert Path(out[0]).is_relative_to(prefix / "venv")  # not the checkout, not the dev venv

@@ -41,7 +41,7 @@ def test_the_wine_probe_compiles_for_windows(tmp_path: Path) -> None:
 
 
 def test_setup_ships_the_demo_model_the_daemon_looks_for() -> None:
-    from daemon.paths import DEMO_MODEL
+    from qwen_tray.paths import DEMO_MODEL
 
     iss = (WIN / "qwen-tray.iss").read_text()
     assert f'Source: "{{#Repo}}\\tests\\fixtures\\{DEMO_MODEL}\\*"; DestDir: "{{app}}\\demo-model"' in iss

@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.paths import default_paths
-from ipc import connection
-from ipc.connection import (
-    ConnectionFileError,
-    ConnectionInfo,
-    DaemonNotRunning,
-    read_connection_file,
-    remove_connection_file,
-    write_connection_file,
-)
+from qwen_tray.paths import default_paths
+from qwen_tray_client import connection
+from qwen_tray_client.connection import ConnectionFileError, ConnectionInfo, DaemonNotRunning, read_connection_file
+from qwen_tray.connection_file import remove_connection_file, write_connection_file
 
 
 def info(pid: int | None = None) -> ConnectionInfo:

@@ -13,10 +13,10 @@ import threading
 import pytest
 from servicetools import TestEngine, shared_engine, start_service, wait_for
 
-from daemon.config import Config
-from daemon.service import Service
-from ipc.client import Client
-from ipc.server import EventQueue
+from qwen_tray.config import Config
+from qwen_tray.service import Service
+from qwen_tray_client.client import Client
+from qwen_tray.ipc_server import EventQueue
 
 
 def open_fds() -> int:
@@ -107,18 +107,18 @@ def _png(w: int = 48, h: int = 32) -> bytes:
 @pytest.fixture
 def held_decode(monkeypatch: pytest.MonkeyPatch):
     """Every image decode in the server waits until the test releases it (the test hook: a patched decoder;
-    the ZeroMQ server decodes through daemon.admission, the checks it shares with the HTTP API)."""
-    import daemon.admission
+    the ZeroMQ server decodes through qwen_tray.admission, the checks it shares with the HTTP API)."""
+    import qwen_tray.admission
 
     entered, release = threading.Event(), threading.Event()
-    real = daemon.admission.decode_image
+    real = qwen_tray.admission.decode_image
 
     def decode(*args, **kwargs):
         entered.set()
         assert release.wait(30), "the test never released the decode"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(daemon.admission, "decode_image", decode)
+    monkeypatch.setattr(qwen_tray.admission, "decode_image", decode)
     yield entered, release
     release.set()
 
@@ -196,7 +196,7 @@ def test_leaving_a_stream_early_cancels_it_and_frees_its_inbox(daemon) -> None:
 def test_a_rejection_with_a_null_id_reaches_the_caller(daemon) -> None:
     """A request nested deeper than the protocol allows cannot even be read for its id: the daemon answers
     `rejected` with id null. The caller gets that rejection, not a timeout blaming the daemon."""
-    from ipc.client import RequestRejected
+    from qwen_tray_client.client import RequestRejected
 
     svc, _, _ = daemon()
     deep: object = "x"
@@ -242,17 +242,17 @@ def test_a_failure_repeating_per_token_is_logged_once_per_request_with_a_count(
     count at the end of the request, not a traceback per token; the answer still ends with its `done`."""
     import logging
 
-    import ipc.protocol
+    import qwen_tray_client.protocol
 
     svc, _, _ = daemon()
-    real = ipc.protocol.reply
+    real = qwen_tray_client.protocol.reply
 
     def failing(request_id, event, **fields):
         if event == "token":
             raise OSError(24, "Too many open files")
         return real(request_id, event, **fields)
 
-    monkeypatch.setattr(ipc.protocol, "reply", failing)
+    monkeypatch.setattr(qwen_tray_client.protocol, "reply", failing)
     with caplog.at_level(logging.INFO), Client(svc.connection_file, timeout=10) as client:
         answer = client.ask(None, "tell me", max_new_tokens=200)
         assert list(answer) == [] and len(answer.result["text"]) > 20  # no token arrived; done did

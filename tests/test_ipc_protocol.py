@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ipc import protocol
-from ipc.protocol import Rejected, parse_request
+from qwen_tray_client import protocol
+from qwen_tray_client.protocol import Rejected, parse_request
 
 
 def req(**fields) -> dict:

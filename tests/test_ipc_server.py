@@ -22,12 +22,12 @@ import pytest
 from PIL import Image
 from servicetools import REPO, RawClient, TestEngine, gen, shared_engine, start_service, wait_for
 
-from daemon.config import Config
-from daemon.engine.base import GenerationOptions
-from daemon.scheduler import Scheduler
-from daemon.service import Service
-from ipc.client import Client, GenerationFailed, RawImage, RequestRejected
-from ipc.server import Server
+from qwen_tray.config import Config
+from qwen_tray.engine.base import GenerationOptions
+from qwen_tray.scheduler import Scheduler
+from qwen_tray.service import Service
+from qwen_tray_client.client import Client, GenerationFailed, RawImage, RequestRejected
+from qwen_tray.ipc_server import Server
 
 LONG = 3000  # forced tokens, a few seconds: every test that starts one cancels or stops it
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from conftest import qwen_tray_cmd, subprocess_env
 
-from daemon.commands.logs_cmd import follow, tail_start
-from daemon.logs import setup_logging
-from daemon.paths import default_paths
+from qwen_tray.commands.logs_cmd import follow, tail_start
+from qwen_tray.logs import setup_logging
+from qwen_tray.paths import default_paths
 
 
 class Sink(io.StringIO):

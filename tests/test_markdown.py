@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.ui.markdown import BOLD, BULLET, BULLET_MARK, CODE, CODEBLOCK, HEADING, Span, plain_text, render
+from qwen_tray.ui.markdown import BOLD, BULLET, BULLET_MARK, CODE, CODEBLOCK, HEADING, Span, plain_text, render
 
 
 def test_plain_text_is_one_untagged_span() -> None:

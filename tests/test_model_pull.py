@@ -24,13 +24,13 @@ from hub_server import fake_hub
 from model_forms import build_forms
 from PIL import Image
 
-from daemon.engine.base import GenerationOptions, Message
-from daemon.engine.hub import RemoteFile
-from daemon.engine.ir_info import read_ir_weights
-from daemon.engine.loader import load_engine
-from daemon.engine.pull import Plan, PullError, check_resources, classify
-from daemon.engine.store import resolve_model
-from daemon.paths import bundled_model_dir, default_paths
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.hub import RemoteFile
+from qwen_tray.engine.ir_info import read_ir_weights
+from qwen_tray.engine.loader import load_engine
+from qwen_tray.engine.pull import Plan, PullError, check_resources, classify
+from qwen_tray.engine.store import resolve_model
+from qwen_tray.paths import bundled_model_dir, default_paths
 
 LM_BIN = "openvino_language_model.bin"
 
@@ -159,12 +159,12 @@ def test_fp16_pull_runs_in_a_venv_without_the_export_extra(forms: dict[str, Path
     missing = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "No module named 'torch'" in missing.stderr
     with fake_hub({"OpenVINO/Tiny-VL-fp16-ov": forms["fp16"]}) as hub:
-        out = subprocess.run([str(python), "-m", "daemon", "model", "pull", "OpenVINO/Tiny-VL-fp16-ov"],
+        out = subprocess.run([str(python), "-m", "qwen_tray", "model", "pull", "OpenVINO/Tiny-VL-fp16-ov"],
                              capture_output=True, text=True, timeout=240, env=hub_env(hub))
     assert out.returncode == 0, out.stderr[-3000:]
     stored = store() / "Tiny-VL-int4"
     assert f"done: {stored}" in out.stdout
-    verify = subprocess.run([str(python), "-m", "daemon", "model", "verify", str(stored)], capture_output=True,
+    verify = subprocess.run([str(python), "-m", "qwen_tray", "model", "verify", str(stored)], capture_output=True,
                             text=True, timeout=240, env=hub_env(hub))
     assert verify.returncode == 0 and "generate: ok" in verify.stdout, verify.stderr[-2000:]
 
@@ -205,7 +205,7 @@ def test_ctrl_c_leaves_nothing_in_the_store_and_the_next_pull_resumes(forms: dic
         # Nothing where the loader looks: the store holds only the hidden staging folder.
         assert [p.name for p in store().iterdir()] == [".staging"]
         assert resolve_model("", default_paths()) == (bundled_model_dir(), True)
-        listed = subprocess.run([sys.executable, "-m", "daemon", "model", "list"], capture_output=True, text=True,
+        listed = subprocess.run([sys.executable, "-m", "qwen_tray", "model", "list"], capture_output=True, text=True,
                                 env=hub_env(hub), timeout=60)
         assert "unfinished pulls (Tiny-VL-int4)" in listed.stdout
         out, _ = pull(hub, "OpenVINO/Tiny-VL-int4-ov", tmp_path)
@@ -278,23 +278,23 @@ def test_list_marks_formats_npu_readiness_and_the_model_run_uses(forms: dict[str
     import shutil
 
     shutil.copytree(forms["fp16"], store() / "fp16-model")
-    rows = json.loads(subprocess.run([sys.executable, "-m", "daemon", "model", "list", "--json"],
+    rows = json.loads(subprocess.run([sys.executable, "-m", "qwen_tray", "model", "list", "--json"],
                                      capture_output=True, text=True, timeout=60).stdout)
     by = {r["name"]: r for r in rows}
     assert by["fp16-model"]["weight_format"] == "fp16" and by["fp16-model"]["npu_ready"] is False
     assert "not symmetric int4" in by["fp16-model"]["npu_why"] and by["fp16-model"]["in_use"] is True
     assert by["(demo model)"]["demo"] is True and by["(demo model)"]["npu_ready"] is True
     assert by["(demo model)"]["in_use"] is False
-    text = subprocess.run([sys.executable, "-m", "daemon", "model", "list"], capture_output=True, text=True,
+    text = subprocess.run([sys.executable, "-m", "qwen_tray", "model", "list"], capture_output=True, text=True,
                           timeout=60).stdout
     assert "* fp16-model" in text and "fp16" in text and "* = the model `qwen-tray run` uses" in text
-    rm = subprocess.run([sys.executable, "-m", "daemon", "model", "rm", "fp16-model"], capture_output=True, text=True,
+    rm = subprocess.run([sys.executable, "-m", "qwen_tray", "model", "rm", "fp16-model"], capture_output=True, text=True,
                         timeout=60)
     assert rm.returncode == 0 and "removed fp16-model" in rm.stdout
     assert not (store() / "fp16-model").exists()
-    text = subprocess.run([sys.executable, "-m", "daemon", "model", "list"], capture_output=True, text=True,
+    text = subprocess.run([sys.executable, "-m", "qwen_tray", "model", "list"], capture_output=True, text=True,
                           timeout=60).stdout
     assert "* (demo model)" in text and "the demo model answers with noise" in text
-    bad = subprocess.run([sys.executable, "-m", "daemon", "model", "rm", "../x"], capture_output=True, text=True,
+    bad = subprocess.run([sys.executable, "-m", "qwen_tray", "model", "rm", "../x"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "is not a model name" in bad.stderr

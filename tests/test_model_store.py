@@ -14,10 +14,10 @@ import pytest
 from conftest import TINY_HF, qwen_tray_cmd
 from PIL import Image
 
-from daemon.engine.base import GenerationOptions, Message
-from daemon.engine.loader import load_engine
-from daemon.engine.store import ModelNotFound, resolve_model, store_name
-from daemon.paths import bundled_model_dir, default_paths
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.loader import load_engine
+from qwen_tray.engine.store import ModelNotFound, resolve_model, store_name
+from qwen_tray.paths import bundled_model_dir, default_paths
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:

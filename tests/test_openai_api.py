@@ -21,10 +21,10 @@ from apitools import data_url, encoded, free_port, png, raw_http
 from servicetools import TestEngine, shared_engine, wait_for
 from test_ipc_server import png_header_only
 
-from daemon.config import Config
-from daemon.paths import default_paths
-from daemon.service import Service
-from ipc.client import Client
+from qwen_tray.config import Config
+from qwen_tray.paths import default_paths
+from qwen_tray.service import Service
+from qwen_tray_client.client import Client
 
 LONG = 3000
 
@@ -278,7 +278,7 @@ def test_the_same_option_values_are_refused_by_both_apis(start_api) -> None:
     with Client(api.svc.connection_file) as client:
         for key, http_key, value in (("max_new_tokens", "max_tokens", 0), ("temperature", "temperature", -0.5),
                                      ("top_p", "top_p", 0), ("stop", "stop", [""])):
-            from ipc.client import RequestRejected
+            from qwen_tray_client.client import RequestRejected
 
             with pytest.raises(RequestRejected) as zmq_err:
                 client.ask(None, "x", **{key: value})
@@ -467,7 +467,7 @@ def test_an_engine_failure_reaches_the_client_and_the_next_request_works(start_a
 
 
 def test_an_internal_error_costs_one_request_not_the_server(start_api, monkeypatch) -> None:
-    import daemon.openai_api.app as app_module
+    import qwen_tray.openai_api.app as app_module
 
     api = start_api()
     real = app_module.chat_request

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.engine.loader import load_engine
-from daemon.engine.placement import PlacementSettings, plan_attempts
+from qwen_tray.engine.loader import load_engine
+from qwen_tray.engine.placement import PlacementSettings, plan_attempts
 
 S = PlacementSettings(cache_dir="/c", npu_max_prompt_len=2048, npu_min_response_len=256, gpu_queue_throttle="LOW")
 

@@ -36,7 +36,7 @@ def _env(home: Path) -> dict[str, str]:
 def _traced(home: Path, trace: Path, *args: str) -> list[str]:
     assert shutil.which("strace"), "strace is missing: run installer/dev-setup.sh (it installs it)"
     return ["strace", "-f", "-qq", "-e", f"trace={TRACED}", "-e", "signal=none", "-o", str(trace),
-            sys.executable, "-m", "daemon", *args]
+            sys.executable, "-m", "qwen_tray", *args]
 
 
 def _outside_connections(trace: Path) -> list[str]:
@@ -146,7 +146,7 @@ def test_the_trace_check_catches_a_name_lookup_and_the_telemetry_files_without_t
 def test_importing_daemon_first_declines_openvino_telemetry(tmp_path: Path) -> None:
     home = tmp_path / "fresh-home"
     home.mkdir()
-    code = ("import daemon, openvino, openvino_telemetry as tm; t = tm.Telemetry(); "
+    code = ("import qwen_tray, openvino, openvino_telemetry as tm; t = tm.Telemetry(); "
             "print(t.consent, type(t.backend).__name__)")
     out = subprocess.run([sys.executable, "-c", code], env=_env(home), capture_output=True, text=True, check=True,
                          timeout=120)
@@ -157,7 +157,7 @@ def test_importing_daemon_first_declines_openvino_telemetry(tmp_path: Path) -> N
 def test_log_folder_and_files_are_the_users_alone_even_when_an_older_version_left_them_open(tmp_path: Path) -> None:
     import logging
 
-    from daemon.logs import setup_logging
+    from qwen_tray.logs import setup_logging
 
     log_dir = tmp_path / "state" / "log"
     log_dir.mkdir(parents=True, mode=0o755)
@@ -199,7 +199,7 @@ def test_the_start_up_error_log_without_a_console_is_private_too(tmp_path: Path)
     cfg = tmp_path / "broken.toml"
     cfg.write_text("[model\n", encoding="utf-8")
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "c")}
-    code = ("import sys; sys.stderr = None; sys.stdout = None; from daemon.cli import main; "
+    code = ("import sys; sys.stderr = None; sys.stdout = None; from qwen_tray.cli import main; "
             f"sys.exit(main(['--config', {str(cfg)!r}, 'run', '--headless']))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2

@@ -20,10 +20,10 @@ from apitools import free_port, png
 from conftest import qwen_tray_cmd, subprocess_env
 from servicetools import wait_for
 
-from daemon.config import Config
-from daemon.paths import default_paths
-from daemon.service import Service
-from ipc.client import Client, GenerationFailed
+from qwen_tray.config import Config
+from qwen_tray.paths import default_paths
+from qwen_tray.service import Service
+from qwen_tray_client.client import Client, GenerationFailed
 
 LONG_PROMPT = "x" * 50
 MODEL = "qwen-tray"  # the alias every qwen-tray serves, whatever its model (GET /v1/models)
@@ -111,7 +111,7 @@ def test_every_local_door_answers_through_the_remote_server(remote, local, tmp_p
     st = svc.scheduler.status()
     assert st["placement"]["summary"] == f"remote: 127.0.0.1:{remote.port}, {MODEL}"
     assert st["model"] == MODEL and st["demo"] is False
-    from daemon.ui.tray import tooltip
+    from qwen_tray.ui.tray import tooltip
 
     assert f"remote: 127.0.0.1:{remote.port}, {MODEL}" in tooltip(st)  # what the tray shows
     before = remote.log.read_text().count("accepted at")
@@ -222,7 +222,7 @@ def test_a_server_that_never_answers_times_out(local) -> None:
 
 
 def test_config_needs_base_url_and_model() -> None:
-    from daemon.config import ConfigError, parse_config
+    from qwen_tray.config import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match="remote.base_url"):
         parse_config({"model": {"backend": "openai"}})

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 from servicetools import RecordingSink, TestEngine, shared_engine, wait_for
 
-from daemon.config import ImageConfig
-from daemon.engine.base import GenerationOptions, Message
-from daemon.jobs import Busy, Job
-from daemon.scheduler import Scheduler
+from qwen_tray.config import ImageConfig
+from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.jobs import Busy, Job
+from qwen_tray.scheduler import Scheduler
 
 LONG = 3000  # forced tokens: a few seconds on the tiny model, always cancelled or stopped before the end
 

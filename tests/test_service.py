@@ -20,10 +20,10 @@ from conftest import qwen_tray_cmd, subprocess_env
 from PIL import Image
 from servicetools import wait_for
 
-from daemon.instance import AlreadyRunning, InstanceLock
-from daemon.paths import default_paths
-from ipc.client import Client, GenerationFailed
-from ipc.connection import read_connection_file
+from qwen_tray.instance import AlreadyRunning, InstanceLock
+from qwen_tray.paths import default_paths
+from qwen_tray_client.client import Client, GenerationFailed
+from qwen_tray_client.connection import read_connection_file
 
 LONG_PROMPT = "x" * 50
 
@@ -183,7 +183,7 @@ def test_flock_refuses_a_second_holder_and_frees_on_release(tmp_path: Path) -> N
 def test_a_lock_held_by_a_killed_process_does_not_block(tmp_path: Path) -> None:
     path = tmp_path / "qwen-tray.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from daemon.instance import InstanceLock; "
+        [sys.executable, "-c", "import sys, time; from qwen_tray.instance import InstanceLock; "
          f"InstanceLock({str(path)!r}).acquire(); print('held', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True, env=subprocess_env())
     try:

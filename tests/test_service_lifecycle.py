@@ -1,7 +1,7 @@
 """The daemon's lifecycle as a user's commands see it: `stop` waits for the process, a refused second `run`
 leaves the log honest, a dead IPC thread ends the daemon with status 1 instead of a daemon that looks alive.
 
-Each daemon is a real `python -m daemon run` child process (a small prelude injects the fault or the slow exit
+Each daemon is a real `python -m qwen_tray run` child process (a small prelude injects the fault or the slow exit
 a test needs, without any test hook in the product).
 """
 
@@ -17,13 +17,13 @@ from pathlib import Path
 from conftest import qwen_tray_cmd, subprocess_env
 from servicetools import wait_for
 
-from daemon.paths import default_paths
-from ipc.client import Client, DaemonTimeout
+from qwen_tray.paths import default_paths
+from qwen_tray_client.client import Client, DaemonTimeout
 
 
 def start_daemon(tmp_path: Path, prelude: str = "", *args: str, env: dict[str, str] | None = None
                  ) -> tuple[subprocess.Popen, Path]:
-    code = prelude + "\nimport sys\nfrom daemon.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    code = prelude + "\nimport sys\nfrom qwen_tray.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     log = tmp_path / f"daemon-{time.monotonic_ns()}.err"
     proc = subprocess.Popen([sys.executable, "-c", code, "run", *(args or ("--headless",))],
                             env=env or subprocess_env(), stdout=subprocess.DEVNULL, stderr=log.open("w"))
@@ -102,10 +102,10 @@ def test_a_refused_second_run_writes_nothing_that_reads_like_a_stop(tmp_path: Pa
 
 
 BROKEN_SERVER = """
-import ipc.server
+import qwen_tray.ipc_server
 def broken(self, router, batch=64):
     raise RuntimeError("a bug in the server loop")
-ipc.server.Server._drain_requests = broken
+qwen_tray.ipc_server.Server._drain_requests = broken
 """
 
 

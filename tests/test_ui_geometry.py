@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.ui.geometry import GAP, clamp_rect, drag_rect, monitor_for, place_popup
+from qwen_tray.ui.geometry import GAP, clamp_rect, drag_rect, monitor_for, place_popup
 
 MON = (0, 0, 1920, 1080)
 

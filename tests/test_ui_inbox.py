@@ -7,7 +7,7 @@ import tkinter as tk
 
 from uitools import pump
 
-from daemon.ui.inbox import TkInbox
+from qwen_tray.ui.inbox import TkInbox
 
 
 def test_posts_from_many_threads_run_on_the_tk_thread_in_order(tk_root: tk.Tk) -> None:

@@ -11,9 +11,9 @@ from PIL import Image, ImageDraw
 from uitools import Recorder, pump, run_while_pumping, settle
 from xvfb import XvfbDisplay
 
-from daemon.engine.base import GenerationOptions
-from daemon.ui import markdown
-from daemon.ui.popup import AnswerPopup, PopupSettings
+from qwen_tray.engine.base import GenerationOptions
+from qwen_tray.ui import markdown
+from qwen_tray.ui.popup import AnswerPopup, PopupSettings
 
 PRESETS = ["Describe", "Extract text", "Explain this error", "Translate to English"]
 
@@ -198,8 +198,8 @@ def test_busy_or_stopping_scheduler_shows_an_error(tk_root: tk.Tk, recorder: Rec
 
 def test_history_is_off_by_default_and_opt_in_writes_private_json_lines(tk_root: tk.Tk, recorder: Recorder,
                                                                         tmp_path: Path) -> None:
-    from daemon.config import Config
-    from daemon.ui.desktop import popup_settings
+    from qwen_tray.config import Config
+    from qwen_tray.ui.desktop import popup_settings
 
     path = tmp_path / "data" / "history.jsonl"
     off = popup_settings(Config(), path)
@@ -221,7 +221,7 @@ def test_history_is_off_by_default_and_opt_in_writes_private_json_lines(tk_root:
 
 def test_queued_state_while_another_request_runs(tk_root: tk.Tk, recorder: Recorder) -> None:
     """A popup question waits behind the running request (the queue is visible), then streams."""
-    from daemon.jobs import Job
+    from qwen_tray.jobs import Job
 
     class Sink:
         def __init__(self) -> None:
@@ -240,7 +240,7 @@ def test_queued_state_while_another_request_runs(tk_root: tk.Tk, recorder: Recor
         def on_error(self, code: str, message: str, partial_text: str) -> None:
             self.done.set()
 
-    from daemon.engine.base import Message
+    from qwen_tray.engine.base import Message
 
     sink = Sink()
     background = Job([Message("user", "long")], GenerationOptions(max_new_tokens=3000), sink, "background", "ipc")

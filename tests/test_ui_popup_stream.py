@@ -12,11 +12,11 @@ from PIL import Image
 from uitools import pump
 from xvfb import XvfbDisplay
 
-import daemon.ui.popup as popup_module
-from daemon.engine.base import Figures, GenerationOptions, GenerationResult
-from daemon.jobs import Job
-from daemon.ui import markdown
-from daemon.ui.popup import AnswerPopup, PopupSettings
+import qwen_tray.ui.popup as popup_module
+from qwen_tray.engine.base import Figures, GenerationOptions, GenerationResult
+from qwen_tray.jobs import Job
+from qwen_tray.ui import markdown
+from qwen_tray.ui.popup import AnswerPopup, PopupSettings
 
 TAGS = (markdown.BOLD, markdown.CODE, markdown.CODEBLOCK, markdown.BULLET, markdown.HEADING)
 

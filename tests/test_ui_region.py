@@ -9,10 +9,10 @@ from PIL import Image
 from uitools import Recorder, pump, run_while_pumping, settle
 from xvfb import XvfbDisplay
 
-from daemon import capture
-from daemon.config import Config
-from daemon.ui.desktop import Desktop
-from daemon.ui.region import TITLE, RegionSelector
+from qwen_tray import capture
+from qwen_tray.config import Config
+from qwen_tray.ui.desktop import Desktop
+from qwen_tray.ui.region import TITLE, RegionSelector
 
 RED, BLUE, GREY = (220, 30, 30), (30, 60, 220), (128, 128, 128)
 

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from uitools import Recorder
 
-from daemon import dpi
-from daemon.ui import scaling
-from daemon.ui.popup import AnswerPopup, PopupSettings
+from qwen_tray import dpi
+from qwen_tray.ui import scaling
+from qwen_tray.ui.popup import AnswerPopup, PopupSettings
 
 MONITOR_A = (0, 0, 1920, 1080)  # the primary: Tk's own DPI
 MONITOR_B = (1920, 0, 3840, 2160)  # a 200 % monitor right of it
@@ -60,7 +60,7 @@ def test_factor_is_one_when_the_dpi_is_unknown_or_the_same(tk_root: tk.Tk) -> No
 def test_monitor_dpi_asks_the_monitor_under_the_point(monkeypatch: pytest.MonkeyPatch) -> None:
     import ctypes
 
-    from ipc import win32
+    from qwen_tray_client import win32
 
     calls: list[tuple] = []
 

@@ -14,14 +14,14 @@ from PIL import Image
 from uitools import Recorder, pump, run_while_pumping, settle
 from xvfb import XvfbDisplay
 
-from daemon import capture
-from daemon.config import Config, load_config
-from daemon.hotkey.xlib_backend import XlibHotkeyListener
-from daemon.paths import default_paths
-from daemon.ui.actions import Actions
-from daemon.ui.desktop import Desktop
-from daemon.ui.inbox import TkInbox
-from daemon.ui.tray import COLORS, STATES, TOOLTIP_MAX, Tray, draw_icon, status_line, tooltip
+from qwen_tray import capture
+from qwen_tray.config import Config, load_config
+from qwen_tray.hotkey.xlib_backend import XlibHotkeyListener
+from qwen_tray.paths import default_paths
+from qwen_tray.ui.actions import Actions
+from qwen_tray.ui.desktop import Desktop
+from qwen_tray.ui.inbox import TkInbox
+from qwen_tray.ui.tray import COLORS, STATES, TOOLTIP_MAX, Tray, draw_icon, status_line, tooltip
 
 STATUS = {"state": "ready", "model": "Qwen3-VL-4B-Instruct-int4", "demo": False,
           "placement": {"summary": "language NPU, vision GPU (hybrid)"}}
@@ -71,7 +71,7 @@ def tray_host(ui_display: XvfbDisplay) -> XvfbDisplay:
 
 @pytest.fixture
 def app_parts(tk_root: tk.Tk, recorder: Recorder, ui_display: XvfbDisplay) -> Iterator[dict[str, Any]]:
-    """The desktop's Tk-side parts and the Actions object, as daemon.app wires them (real scheduler, real hotkeys)."""
+    """The desktop's Tk-side parts and the Actions object, as qwen_tray.app wires them (real scheduler, real hotkeys)."""
     inbox = TkInbox(tk_root)
     desk = Desktop(tk_root, recorder, Config(), post=inbox.post,
                    clipboard_image=lambda: (Image.new("RGB", (320, 200), (10, 200, 90)), ""))
@@ -216,7 +216,7 @@ def test_file_actions(app_parts: dict[str, Any]) -> None:
 
 def test_open_path_uses_the_desktop_opener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Linux: xdg-open. A stand-in xdg-open on PATH records what it was asked to open."""
-    from daemon.ui.actions import open_path
+    from qwen_tray.ui.actions import open_path
 
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -235,7 +235,7 @@ def test_open_path_uses_the_desktop_opener(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_autostart_toggle(app_parts: dict[str, Any]) -> None:
-    from daemon import autostart
+    from qwen_tray import autostart
 
     actions: Actions = app_parts["actions"]
     assert actions.autostart_state() == (False, "")
@@ -265,7 +265,7 @@ def test_reload_model_and_status(app_parts: dict[str, Any], recorder: Recorder) 
 
 def test_icon_docks_when_the_tray_host_starts_later_and_again_after_it_restarts(xvfb_display: XvfbDisplay) -> None:
     """Login order is not guaranteed: an icon started before the panel docks once the panel appears."""
-    from daemon.ui.xtray import XTrayIcon
+    from qwen_tray.ui.xtray import XTrayIcon
 
     d = xvfb_display
     icon = XTrayIcon("qwen-tray: ready", draw_icon("ready"), display_name=d.display)

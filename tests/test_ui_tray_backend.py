@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from daemon.ui import tray as tray_mod
-from daemon.ui.tray import Tray, backend
-from daemon.ui.wintray import PystrayIcon
-from daemon.ui.xtray import XTrayIcon
+from qwen_tray.ui import tray as tray_mod
+from qwen_tray.ui.tray import Tray, backend
+from qwen_tray.ui.wintray import PystrayIcon
+from qwen_tray.ui.xtray import XTrayIcon
 
 
 class FakePystray:

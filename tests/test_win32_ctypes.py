@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from daemon import capture, dpi
-from daemon.hotkey.win32_backend import ERROR_HOTKEY_ALREADY_REGISTERED, WM_HOTKEY, CtypesUser32
-from ipc import win32
+from qwen_tray import capture, dpi
+from qwen_tray.hotkey.win32_backend import ERROR_HOTKEY_ALREADY_REGISTERED, WM_HOTKEY, CtypesUser32
+from qwen_tray_client import win32
 
 
 class FakeFn:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ipc import win32
+from qwen_tray_client import win32
 
 GCC = "x86_64-w64-mingw32-gcc"
 HEADERS = "#define WINVER 0x0A00\n#define _WIN32_WINNT 0x0A00\n" + "".join(

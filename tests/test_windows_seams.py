@@ -12,9 +12,9 @@ from typing import Any
 import platformdirs.windows
 import pytest
 
-from daemon import paths
-from ipc import connection, win32
-from ipc.connection import ConnectionFileError
+from qwen_tray import paths
+from qwen_tray_client import connection, win32
+from qwen_tray_client.connection import ConnectionFileError
 
 SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
 
@@ -135,7 +135,7 @@ def test_windows_runtime_dir_is_not_under_temp(windows_dirs: platformdirs.window
 @pytest.fixture
 def pythonw(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """What pythonw gives a program: sys.stderr and sys.stdout are None. The message box is recorded."""
-    from daemon import cli
+    from qwen_tray import cli
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
@@ -164,7 +164,7 @@ def test_a_broken_config_under_pythonw_is_logged_and_shown(pythonw: dict[str, An
 
 def test_an_unexpected_error_under_pythonw_is_logged_with_its_traceback_and_shown(
         pythonw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from daemon.commands import logs_cmd
+    from qwen_tray.commands import logs_cmd
 
     def boom(args: Any) -> int:
         raise ZeroDivisionError("something nobody expected")
@@ -190,7 +190,7 @@ def test_startup_error_in_a_real_process_without_stderr(tmp_path: Path) -> None:
     cfg = tmp_path / "broken.toml"
     cfg.write_text("[hotkey]\nask_screen = 12\n", encoding="utf-8")
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "c")}
-    code = ("import sys; sys.stderr = None; sys.stdout = None; from daemon.cli import main; "
+    code = ("import sys; sys.stderr = None; sys.stdout = None; from qwen_tray.cli import main; "
             f"sys.exit(main(['--config', {str(cfg)!r}, 'run', '--headless']))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr == ""

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from xvfb import XvfbDisplay
 
-from daemon.engine.loader import load_engine
-from daemon.engine.placement import PlacementSettings
-from daemon.jobs import Job
-from daemon.scheduler import Scheduler
+from qwen_tray.engine.loader import load_engine
+from qwen_tray.engine.placement import PlacementSettings
+from qwen_tray.jobs import Job
+from qwen_tray.scheduler import Scheduler
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "tiny-qwen3-vl-ov"
 

@@ -38,10 +38,10 @@ def config_home() -> Path:
 
 
 def launch_args(headless: bool = False, config_file: Path | None = None, executable: str | None = None) -> list[str]:
-    """The command that starts qwen-tray at login: the venv's `qwen-tray` script, else `python -m daemon`."""
+    """The command that starts qwen-tray at login: the venv's `qwen-tray` script, else `python -m qwen_tray`."""
     exe = Path(executable or sys.executable)
     script = exe.with_name(APP)
-    args = [str(script)] if script.is_file() and os.access(script, os.X_OK) else [str(exe), "-m", "daemon"]
+    args = [str(script)] if script.is_file() and os.access(script, os.X_OK) else [str(exe), "-m", "qwen_tray"]
     if config_file is not None:
         args += ["--config", str(Path(config_file).absolute())]
     args.append("run")

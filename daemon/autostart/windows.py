@@ -78,7 +78,7 @@ CONSOLE_SCRIPT = "qwen-tray.exe"
 def launch_args(headless: bool = False, config_file: Path | None = None, executable: str | None = None) -> list[str]:
     """The program and arguments that start qwen-tray at login.
 
-    The installed launcher, never `python -m daemon` (another distribution's top-level `daemon` package could
+    The installed launcher, never `python -m qwen_tray` (another distribution's top-level `daemon` package could
     answer to that name): `qwen-tray-gui.exe` beside the running interpreter (a venv's Scripts folder, where
     the installer's `uv venv` puts it) or in the interpreter's scripts folder; `qwen-tray.exe` if the GUI
     launcher is missing. AutostartError when neither exists (qwen-tray is not installed as a package).

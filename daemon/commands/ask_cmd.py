@@ -93,7 +93,7 @@ def _write(text: str) -> None:
 
 
 def _ask_daemon(args: argparse.Namespace) -> int:
-    from ipc.client import Client, ClientError, ConnectionFileError, GenerationFailed, RequestRejected
+    from qwen_tray_client.client import Client, ClientError, ConnectionFileError, GenerationFailed, RequestRejected
 
     _options(args, GenerationOptions())  # the same flag checks as in-process; the daemon applies its defaults
     options: dict = {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("temperature", args.temperature),

@@ -15,7 +15,7 @@ from ..engine.store import ModelNotFound, check_model_dir, list_models, missing_
 from ..paths import Paths, bundled_model_dir
 from . import UserError, context, pipe_safe
 
-# Kept in step with daemon.engine.pull.DEFAULT_PULL_ID (not imported: `qwen-tray --help` stays light).
+# Kept in step with qwen_tray.engine.pull.DEFAULT_PULL_ID (not imported: `qwen-tray --help` stays light).
 DEFAULT_PULL_ID = "OpenVINO/Qwen3-VL-4B-Instruct-fp16-ov"
 
 

@@ -97,11 +97,11 @@ def _start_service(paths: Paths, cfg: Config) -> Any:
 
 
 def _desktop_entry() -> Callable[..., int] | None:
-    """`daemon.app.run_desktop(service, paths, cfg)` when the desktop app is installed.
+    """`qwen_tray.app.run_desktop(service, paths, cfg)` when the desktop app is installed.
 
     It starts the (not yet started) service itself, and serves headless when there is no display.
     """
-    if importlib.util.find_spec("daemon.app") is None:
+    if importlib.util.find_spec("qwen_tray.app") is None:
         return None
     from .. import app  # type: ignore[attr-defined]
 
@@ -132,7 +132,7 @@ class _stop_on_signals:  # noqa: N801 - used as a context manager
 
 
 def _client(paths: Paths, timeout: float) -> Any:
-    from ipc.client import Client, ConnectionFileError
+    from qwen_tray_client.client import Client, ConnectionFileError
 
     try:
         return Client(paths.connection_file, timeout=timeout)
@@ -141,7 +141,7 @@ def _client(paths: Paths, timeout: float) -> Any:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from ipc.client import DaemonTimeout
+    from qwen_tray_client.client import DaemonTimeout
 
     paths, _ = context(args)
     with _client(paths, timeout=10.0) as client:
@@ -179,8 +179,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from ipc.client import DaemonTimeout
-    from ipc.connection import ConnectionFileError, DaemonNotRunning, pid_alive, read_connection_file
+    from qwen_tray_client.client import DaemonTimeout
+    from qwen_tray_client.connection import ConnectionFileError, DaemonNotRunning, pid_alive, read_connection_file
 
     paths, _ = context(args)
     try:
@@ -190,7 +190,7 @@ def run_stop(args: argparse.Namespace) -> int:
         return EXIT_NOT_RUNNING  # as for status and ask: scripts can tell "nothing to stop" from "stopped"
     except ConnectionFileError as exc:
         raise UserError(str(exc), exit_code=EXIT_NOT_RUNNING) from None
-    from ipc.client import Client
+    from qwen_tray_client.client import Client
 
     with Client(info=info, timeout=10.0) as client:
         try:

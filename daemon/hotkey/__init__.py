@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from daemon.hotkey.base import HotkeyListener, HotkeyTaken, HotkeyUnavailable
-from daemon.hotkey.parse import BACKENDS, Hotkey, HotkeyError, parse_hotkey
+from qwen_tray.hotkey.base import HotkeyListener, HotkeyTaken, HotkeyUnavailable
+from qwen_tray.hotkey.parse import BACKENDS, Hotkey, HotkeyError, parse_hotkey
 
 __all__ = [
     "BACKENDS", "Hotkey", "HotkeyError", "HotkeyListener", "HotkeyTaken", "HotkeyUnavailable", "create_listener",
@@ -37,13 +37,13 @@ def create_listener(backend: str = "auto") -> HotkeyListener:
     """A ready (not yet started) listener for the configured backend on this platform."""
     chosen = resolve_backend(backend)
     if chosen == "registerhotkey":
-        from daemon.hotkey.win32_backend import Win32HotkeyListener
+        from qwen_tray.hotkey.win32_backend import Win32HotkeyListener
 
         return Win32HotkeyListener()
     if chosen == "keyboard":
-        from daemon.hotkey.keyboard_backend import KeyboardHotkeyListener
+        from qwen_tray.hotkey.keyboard_backend import KeyboardHotkeyListener
 
         return KeyboardHotkeyListener()
-    from daemon.hotkey.xlib_backend import XlibHotkeyListener
+    from qwen_tray.hotkey.xlib_backend import XlibHotkeyListener
 
     return XlibHotkeyListener()

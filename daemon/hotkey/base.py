@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from daemon.hotkey.parse import Hotkey
+from qwen_tray.hotkey.parse import Hotkey
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
-from daemon.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_keyboard
+from qwen_tray.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
+from qwen_tray.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_keyboard
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
-from daemon.hotkey.parse import Hotkey, as_hotkey, to_win32
+from qwen_tray.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
+from qwen_tray.hotkey.parse import Hotkey, as_hotkey, to_win32
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class CtypesUser32:
     def __init__(self) -> None:
         import ctypes
 
-        from ipc import win32
+        from qwen_tray_client import win32
 
         self._ctypes = ctypes
         self._w = win32

@@ -16,8 +16,8 @@ import os
 import select
 import threading
 
-from daemon.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
-from daemon.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_x11
+from qwen_tray.hotkey.base import Callback, Dispatcher, HotkeyTaken, HotkeyUnavailable, PausableListener
+from qwen_tray.hotkey.parse import Hotkey, HotkeyError, as_hotkey, to_x11
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The Starlette app: `POST /v1/chat/completions` (streamed or not), `GET /v1/models`, OpenAI's error shape.
 
 A request passes the gate (Host, Origin, key: auth.py) before anything else, then its body is
-read under a size bound, converted and checked (convert.py, daemon.admission), and submitted
+read under a size bound, converted and checked (convert.py, qwen_tray.admission), and submitted
 to the one scheduler at priority `background`, like a ZeroMQ request. Job events come from the
 worker thread through `loop.call_soon_threadsafe` into an asyncio queue; nothing polls. A client
 that goes away cancels its job: streamed, Starlette cancels the response when uvicorn reports

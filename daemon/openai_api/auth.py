@@ -17,7 +17,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from ipc.connection import restrict_to_user
+from qwen_tray.connection_file import restrict_to_user
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 

@@ -1,7 +1,7 @@
 """An OpenAI chat-completions request body -> the engine's messages and options.
 
 Shape checks are ours (OpenAI's names, OpenAI's parts); every limit and value range comes
-from `daemon.admission` and `ipc.protocol`, so both APIs refuse the same things. Images are
+from `qwen_tray.admission` and `qwen_tray_client.protocol`, so both APIs refuse the same things. Images are
 `data:` URLs only, unless `[http] fetch_image_urls` is on (then http(s) URLs are fetched by
 app.py before this runs); local paths (`file:`, bare paths) are always refused.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ipc.protocol import ROLES, Rejected, loads
+from qwen_tray_client.protocol import ROLES, Rejected, loads
 
 from ..admission import Admission, Refused, RequestedOptions
 from ..engine.base import GenerationOptions, Message

@@ -1,6 +1,6 @@
 """Per-monitor scaling for a popup: Tk 8.6 sizes everything for the DPI it read at start-up.
 
-Why: with per-monitor DPI awareness (daemon.dpi), Windows hands Tk real pixels, but Tk converts points to
+Why: with per-monitor DPI awareness (qwen_tray.dpi), Windows hands Tk real pixels, but Tk converts points to
 pixels with the one `tk scaling` it took from the primary monitor at start and ignores WM_DPICHANGED. A popup
 opened on a 200 % monitor next to a 100 % primary would be half-size. So each popup is scaled once, after it is
 built and before it is placed, by (its monitor's DPI) / (Tk's DPI): fonts (widgets and Text tags) and the pixel

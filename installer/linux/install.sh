@@ -124,7 +124,7 @@ for item in daemon ipc pyproject.toml README.md LICENSE; do
 done
 find "$PREFIX/app" -name __pycache__ -type d -prune -exec rm -rf {} +
 demo="$SRC/tests/fixtures/demo-qwen3-vl-ov"
-[ -d "$demo" ] && cp -R "$demo" "$PREFIX/demo-model"  # found by daemon.paths.bundled_model_dir()
+[ -d "$demo" ] && cp -R "$demo" "$PREFIX/demo-model"  # found by qwen_tray.paths.bundled_model_dir()
 cp "$SRC/installer/linux/uninstall.sh" "$PREFIX/uninstall.sh"
 chmod +x "$PREFIX/uninstall.sh"
 
@@ -185,7 +185,7 @@ make_dir "$ICON_DIR"
 import sys
 from pathlib import Path
 
-from daemon.autostart.linux import exec_value
+from qwen_tray.autostart.linux import exec_value
 
 template, dest, program = sys.argv[1:4]
 Path(dest).write_text(Path(template).read_text().replace("@EXEC@", exec_value([program, "run"])))

@@ -38,7 +38,7 @@ MANIFEST="$PREFIX/install-manifest.txt"
 paths=()
 if [ -x "$VENV/bin/python" ]; then
   mapfile -t paths < <("$VENV/bin/python" -I -c '
-from daemon.paths import default_paths
+from qwen_tray.paths import default_paths
 p = default_paths()
 for v in (p.config_file, p.models_dir, p.cache_dir, p.log_dir, p.runtime_dir):
     print(v)' 2>/dev/null) || paths=()

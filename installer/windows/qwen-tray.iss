@@ -59,7 +59,7 @@ Name: "pullmodel"; Description: "Download Qwen3-VL-4B now and compress it for th
 [Files]
 Source: "{#Stage}\uv.exe"; DestDir: "{app}\bin"; Flags: ignoreversion
 Source: "{#Stage}\{#Wheel}"; DestDir: "{app}\wheels"; Flags: ignoreversion
-; daemon.paths.bundled_model_dir() looks for demo-model beside the venv ({app}\venv -> {app}\demo-model).
+; qwen_tray.paths.bundled_model_dir() looks for demo-model beside the venv ({app}\venv -> {app}\demo-model).
 Source: "{#Repo}\tests\fixtures\demo-qwen3-vl-ov\*"; DestDir: "{app}\demo-model"; Flags: recursesubdirs ignoreversion
 
 [Icons]
