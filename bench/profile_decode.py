@@ -57,6 +57,22 @@ def _inputs(model: Any, tokens: int, past: int, hidden: int, rng: np.random.Gene
     return {k: v for k, v in feed.items() if v is not None and k in names}
 
 
+def _part(node_type: str, name: str) -> str:
+    """Which part of a decode step a node belongs to: the LM head, the layers' matmuls, attention, the rest."""
+    low = name.lower()
+    if "FullyConnected" in node_type or node_type == "MatMul":
+        if "lm_head" in low:
+            return "LM head matmul"
+        if "mlp" in low:
+            return "MLP matmuls (gate, up, down)"
+        if "attn" in low:
+            return "attention projections (q, k, v, o)"
+        return "other matmuls"
+    if "Attention" in node_type:
+        return "attention (SDPA over the KV cache)"
+    return "everything else"
+
+
 def profile(model_dir: Path, props: dict[str, Any], context: int, steps: int, top: int) -> dict[str, Any]:
     import openvino as ov
 
@@ -75,6 +91,7 @@ def profile(model_dir: Path, props: dict[str, Any], context: int, steps: int, to
     times: list[float] = []
     by_type: dict[str, float] = defaultdict(float)
     by_exec: dict[str, float] = defaultdict(float)
+    by_part: dict[str, float] = defaultdict(float)  # matmuls split by what they compute (from node names)
     for i in range(steps):
         feed = _inputs(model, 1, context + i, hidden, rng)
         t0 = time.perf_counter()
@@ -85,6 +102,7 @@ def profile(model_dir: Path, props: dict[str, Any], context: int, steps: int, to
                 ms = info.real_time.total_seconds() * 1000.0
                 by_type[info.node_type] += ms
                 by_exec[f"{info.node_type} / {info.exec_type}"] += ms
+                by_part[_part(info.node_type, info.node_name)] += ms
     counted = max(1, steps - 1)
     total = sum(by_type.values()) / counted
     rows = sorted(((k, v / counted) for k, v in by_exec.items()), key=lambda kv: -kv[1])[:top]
@@ -93,7 +111,9 @@ def profile(model_dir: Path, props: dict[str, Any], context: int, steps: int, to
            "prefill_tokens": context, "prefill_s": round(prefill_s, 3), "decode_step_ms": round(step_ms, 2),
            "decode_tps": round(1000.0 / step_ms, 2), "counted_ms_per_step": round(total, 2),
            "top": [{"op": k, "ms": round(v, 3), "share": round(v / total, 4) if total else 0.0} for k, v in rows],
-           "by_type": {k: round(v / counted, 3) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])[:top]}}
+           "by_type": {k: round(v / counted, 3) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])[:top]},
+           "by_part": {k: {"ms": round(v / counted, 3), "share": round(v / counted / total, 4) if total else 0.0}
+                       for k, v in sorted(by_part.items(), key=lambda kv: -kv[1])}}
     del req, compiled
     return out
 
@@ -132,10 +152,38 @@ def main(argv: list[str] | None = None) -> int:
               f"prefill {r['prefill_tokens']} tokens {r['prefill_s']:.1f} s", flush=True)
         for row in r["top"][:6]:
             print(f"{'':>24}{row['op']:<40} {row['ms']:8.2f} ms  {row['share'] * 100:5.1f} %")
+        for part, v in r["by_part"].items():
+            print(f"{'':>24}{part:<40} {v['ms']:8.2f} ms  {v['share'] * 100:5.1f} %")
     result["load_avg_after"] = machine.load_avg()
     if a.json:
         a.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The "where a decode step's time goes" section of docs/benchmarks.md (bench/report.py appends it)."""
+    m = result["machine"]
+    lines = ["## Where a decode step's time goes (bench/profile_decode.py)", "",
+             f"OpenVINO's per-node performance counters (`PERF_COUNT`) on the stand-in's language model "
+             f"(`{Path(result['model']).parent.name}`), compiled for CPU with the daemon's default properties, "
+             "after a prefill of random text embeddings; the stateful SDPA form of the model, whose matmuls and "
+             "weights are the ones the daemon's paged-attention path runs. Host: "
+             f"{m.get('cpu', '?')} ({m.get('logical_cores', '?')} logical cores; {', '.join(m.get('isa', []))}), "
+             f"load average {result.get('load_avg_before', ['-'])[0]} before / "
+             f"{result.get('load_avg_after', ['-'])[0]} after (1 min), on a machine shared with other engineers.", ""]
+    for name, v in result["variants"].items():
+        lines += [f"**{name}**: {v['decode_step_ms']:.1f} ms per token ({v['decode_tps']:.2f} tokens/s) at "
+                  f"{v['prefill_tokens']} tokens of context, the median of the timed steps.",
+                  "", "| part of the step | share of counted time |", "|---|---:|"]
+        lines += [f"| {part} | {p['share'] * 100:.1f} % |" for part, p in v.get("by_part", {}).items()]
+        lines += ["", "| node type / kernel | share |", "|---|---:|"]
+        lines += [f"| {row['op']} | {row['share'] * 100:.1f} % |" for row in v["top"][:6]]
+        lines.append("")
+    lines += ["The counters' times add up to more than the wall-clock step (they are the plugin's per-node times, "
+              "not a partition of one step), so only the shares are shown. Command: "
+              "`flock /tmp/qwen-heavy.lock python bench/profile_decode.py --variants default --steps 12 "
+              "--json docs/benchmarks-decode.json`.", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

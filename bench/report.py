@@ -413,9 +413,25 @@ def _speed_section(add: Any, speed: dict[str, Any], sec: dict[str, Any]) -> None
     modes = speed["modes"]
     add("## Speed where users feel it: batching, follow-ups, the popup first")
     add("")
-    add(f"The daemon (`qwen-tray run --headless`, CPU) once with `[engine] batching = true` (genai's "
-        f"ContinuousBatchingPipeline, up to {speed['max_batch']} requests per step, prefix caching) and once with "
-        "`batching = false` (VLMPipeline, one request at a time). Conditions: " + _load_line(sec) + ".")
+    reuse = modes.get("on", {}).get("reuse_images")
+    how = ("follow-ups of the conversation answered last through genai's ChatHistory, `reuse_images = true`"
+           if reuse else "follow-ups as one prompt, `reuse_images = false`")
+    add(f"The daemon (`qwen-tray run --headless`, CPU) once with `[engine] batching = true` (the default: genai's "
+        f"ContinuousBatchingPipeline, up to {speed['max_batch']} requests per step, prefix caching; {how}) "
+        "and once with `batching = false` "
+        "(VLMPipeline, one request at a time; `preempt = true`: a popup question interrupts a background answer). "
+        "Taken on a machine shared with other engineers' test runs: compare within a row only with the load in "
+        "mind. Conditions: " + _load_line(sec) + ".")
+    for mode in modes:
+        if "load" in modes[mode]:
+            add(f"- batching {mode}: " + _load_line(modes[mode]["load"]) + ".")
+    if sec.get("machine"):
+        m = sec["machine"]
+        add(f"- Measured on another host than the sections above: {m.get('cpu', '?')} "
+            f"({m.get('logical_cores', '?')} logical cores; vector ISA: {', '.join(m.get('isa', []))}).")
+    if speed.get("note"):
+        add("")
+        add(speed["note"])
     add("")
     add(f"**Concurrency**: N clients ask at once, each a fresh {speed['image_size'][0]}x{speed['image_size'][1]} "
         f"image and {speed['max_new_tokens']} new tokens; aggregate = all tokens / wall time.")
@@ -475,6 +491,12 @@ def write_report(result: dict[str, Any], out_dir: Path, *, draw: bool = True) ->
         from http_api import markdown as http_markdown
 
         text = text.rstrip("\n") + "\n\n" + http_markdown(json.loads(http.read_text(encoding="utf-8")))
+    decode = out_dir / "benchmarks-decode.json"  # bench/profile_decode.py's result, when present
+    if decode.is_file():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from profile_decode import markdown as decode_markdown
+
+        text = text.rstrip("\n") + "\n\n" + decode_markdown(json.loads(decode.read_text(encoding="utf-8")))
     md = out_dir / "benchmarks.md"
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     if ENDURANCE_BEGIN in old and ENDURANCE_END in old:  # bench/endurance.py's section (own JSON): keep it

@@ -411,15 +411,30 @@ def run_interactive(daemon: Daemon, rounds: int, background_tokens: int, size: t
             "background_tokens": background_tokens, "background_ended_first": background_ended_first}
 
 
+def _warm_up(daemon: Daemon, size: tuple[int, int], tokens: int) -> None:
+    """One answer and then two at once before anything is timed: first inference and the batch's shapes."""
+    from qwen_tray_client.client import Client
+
+    with Client(daemon.connection, timeout=1800.0) as a, Client(daemon.connection, timeout=1800.0) as b:
+        a.ask(png_bytes(noise_image(1, size)), QUESTION, max_new_tokens=tokens).wait()
+        answers = [c.ask(png_bytes(noise_image(2 + i, size)), QUESTION, max_new_tokens=tokens)
+                   for i, c in enumerate((a, b))]
+        for answer in answers:
+            answer.wait()
+
+
 def run_speed(model: Path, work: Path, logf: Any, cfg: argparse.Namespace) -> dict[str, Any]:
     """Issue 13's figures with the batching on and off: concurrency, follow-up ratio, interactive during background."""
     out: dict[str, Any] = {"image_size": list(cfg.concurrency_size), "max_new_tokens": cfg.concurrency_tokens,
                            "follow_up_image_size": list(cfg.size), "max_batch": 8, "modes": {}}
-    for mode in ("on", "off"):
-        extra = f"\n[engine]\nbatching = {'true' if mode == 'on' else 'false'}\nmax_batch = 8\n"
+    for mode in cfg.speed_modes:
+        extra = (f"\n[engine]\nbatching = {'true' if mode == 'on' else 'false'}\npreempt = true\nmax_batch = 8\n"
+                 f"reuse_images = {'true' if cfg.speed_reuse else 'false'}\n")
         daemon = Daemon(str(model), work / f"speed-{mode}", logf, extra_config=extra)
         daemon.start()
         try:
+            _warm_up(daemon, cfg.concurrency_size, cfg.concurrency_tokens)
+            before, t0 = machine.load_avg(), time.monotonic()
             out["modes"][mode] = {
                 "concurrency": run_concurrency(daemon, cfg.speed_counts, cfg.concurrency_tokens,
                                                cfg.concurrency_size, seed0=60000, batching=mode == "on"),
@@ -427,6 +442,10 @@ def run_speed(model: Path, work: Path, logf: Any, cfg: argparse.Namespace) -> di
                                            seed0=70000),
                 "interactive": run_interactive(daemon, cfg.follow_rounds, 4 * cfg.concurrency_tokens,
                                                cfg.concurrency_size, seed0=80000),
+                "reuse_images": cfg.speed_reuse,
+                "load": {"load_avg_before": before, "load_avg_after": machine.load_avg(),
+                         "other_test_processes": len(busy_others()), "seconds": round(time.monotonic() - t0, 1),
+                         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
             }
         finally:
             daemon.stop()
@@ -576,6 +595,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--concurrency", default=None, help="client counts, e.g. 1,2,4 (smoke 1,2)")
     ap.add_argument("--speed-counts", default=None,
                     help="client counts of the speed section (default 1,2,4,8; smoke 1,2)")
+    ap.add_argument("--speed-modes", default="on,off",
+                    help="batching settings of the speed section, in this order (default on,off)")
+    ap.add_argument("--speed-reuse", action="store_true",
+                    help="speed section: [engine] reuse_images = true (follow-ups through genai's ChatHistory)")
     ap.add_argument("--concurrency-tokens", type=int, help="tokens per concurrent request (default 32; smoke 8)")
     ap.add_argument("--concurrency-size", default=None, help="image WxH per concurrent request (default 256x256)")
     ap.add_argument("--repeats", type=int, help="repeats for IPC and desktop figures (default 10; smoke 3)")
@@ -596,6 +619,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.idle_seconds = a.idle_seconds if a.idle_seconds is not None else (2.0 if smoke else 60.0)
     a.concurrency = [int(x) for x in (a.concurrency or ("1,2" if smoke else "1,2,4")).split(",")]
     a.speed_counts = [int(x) for x in (a.speed_counts or ("1,2" if smoke else "1,2,4,8")).split(",")]
+    a.speed_modes = [m for m in a.speed_modes.split(",") if m in ("on", "off")] or ["on", "off"]
     a.concurrency_tokens = a.concurrency_tokens or (8 if smoke else 32)
     a.concurrency_size = tuple(int(v) for v in (a.concurrency_size or "256x256").lower().split("x"))
     a.warmup_size = (64, 64)
@@ -705,6 +729,11 @@ def main(argv: list[str] | None = None) -> int:
         if "peer" in old:  # written by hand from a run outside this script; kept across merges
             result["peer"] = old["peer"]
         result["started"] = min(old.get("started", result["started"]), result["started"])
+        if old.get("machine") and old["machine"] != result["machine"]:  # the header keeps the first machine;
+            for name in [n for n in result["sections"] if n in merged]:  # sections of this run name theirs
+                merged[name]["machine"] = result["machine"]
+            result["machine"] = old["machine"]
+            result["other_test_processes_at_start"] = old.get("other_test_processes_at_start", 0)
         if "bandwidth" in merged and "core" in merged:  # shares against the (merged) core figures
             merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"], model)
     out_json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -81,12 +81,13 @@ class CpuConfig:
 
 @dataclass
 class EngineConfig:
-    batching: bool = False  # CPU/GPU: requests share each decoding step (continuous batching); NPU: one at a time
+    batching: bool = True  # CPU/GPU: requests share each decoding step (continuous batching); NPU: one at a time
     max_batch: int = 4  # requests decoding together; an interactive (popup) request joins even when full
     kv_cache_gb: int = 0  # CPU/GPU KV cache: 0 = grows with the running requests, >0 = a fixed pool of that size
-    preempt: bool = False  # no batching (NPU, or batching off): a popup question stops a background answer at
+    preempt: bool = True  # no batching (NPU, or batching off): a popup question stops a background answer at
     # the next token; that answer continues afterwards from where it stopped
-    reuse_images: bool = True  # CPU/GPU: a follow-up of the last conversation does not encode its images again
+    reuse_images: bool = False  # CPU/GPU: a follow-up of the last conversation does not encode its images again,
+    # but genai 2026.4 then re-prefills the whole conversation (slower on CPU: docs/decisions.md)
 
 
 @dataclass

@@ -149,11 +149,13 @@ class _Sink:
         """Never raises: a failure here would repeat for every token (see RepeatedFailure)."""
         try:
             frame = protocol.reply(self._rid, event, **fields)
+            if terminal:  # the count is logged before the client can see the end of its answer
+                self._failures.summary()
             self._server._events.put(("e" if terminal else "t", self._identity, self._rid, frame))
         except Exception as exc:  # noqa: BLE001
             self._failures.failed(exc)
-        if terminal:
-            self._failures.summary()
+            if terminal:
+                self._failures.summary()
 
     def on_start(self) -> None:
         log.debug("%s: started", self._label)

@@ -143,7 +143,7 @@ class Scheduler:
         demo: bool = False,
         model_name: str = "",
         model_path: str = "",
-        preempt: bool = False,
+        preempt: bool = True,
         budget: PromptBudget | None = None,
     ) -> None:
         if queue_size < 1:
@@ -431,6 +431,8 @@ class Scheduler:
     def _solo_messages(self, job: Job) -> list[Message] | None:
         """The job's fitted messages when it may run solo: nothing else waits and the engine can reuse."""
         engine: Any = self._engine
+        if not getattr(engine, "reuses_images", False):
+            return None  # [engine] reuse_images off: every job goes into the batch
         with self._cv:
             if self._waiting() or self._preempted or job.seq in self._resume:
                 return None

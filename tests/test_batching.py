@@ -3,7 +3,8 @@
 The engine is genai's ContinuousBatchingPipeline on CPU, driven by the scheduler's worker.
 Exact-output comparisons pin the CPU to f32 (conftest.EXACT_PRECISION): on AVX-512/AMX CPUs
 the defaults can flip near-tied tokens of the random model between a batch of four and a
-batch of one. Every generation is forced to its length (min = max new tokens).
+batch of one. Every generation is forced to its length (min = max new tokens). The module's
+engine has `reuse_images` on (off by default), for the follow-up tests.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ LONG = 3000  # forced tokens: seconds on the tiny model; every test that starts 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model: Path):
-    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=4, batching=True))
+    eng = load_engine(tiny_model, "genai", "CPU", replace(EXACT_PRECISION, max_batch=4, batching=True,
+                                                          reuse_images=True))
     assert getattr(eng, "batching", False), type(eng).__name__
     yield eng
     eng.close()
@@ -451,3 +453,79 @@ def test_api_follow_ups_encode_the_image_once_and_clients_keep_their_own_convers
         assert answer_b == alone_msgs(engine, as_messages(conv_b[:-1]), 12)
     finally:
         svc.stop()
+
+
+def test_http_follow_ups_encode_the_image_once_and_clients_keep_their_own_conversations(engine) -> None:
+    """The same over the OpenAI-style HTTP API: every turn resends the image as a data: URL."""
+    import httpx
+    from apitools import data_url, free_port, png
+
+    from qwen_tray.config import Config
+    from qwen_tray.paths import default_paths
+    from qwen_tray.service import Service
+
+    blob = png(160, 96, (200, 90, 20))
+    shot = Image.open(__import__("io").BytesIO(blob)).convert("RGB")
+    cfg = Config()
+    cfg.http.port = free_port()
+    svc = Service(default_paths(), cfg, engine_factory=lambda _dir: KeepOpen(engine))
+    svc.start()
+    try:
+        assert wait_for(lambda: svc.scheduler.status()["state"] == "ready")
+        key = default_paths().api_key_file.read_text().strip()
+        with httpx.Client(base_url=f"http://127.0.0.1:{cfg.http.port}/v1", timeout=60,
+                          headers={"Authorization": f"Bearer {key}"}) as http:
+            def turn(conv: list[dict], text: str) -> str:
+                if conv:
+                    conv.append({"role": "user", "content": text})
+                else:
+                    conv.append({"role": "user", "content": [
+                        {"type": "image_url", "image_url": {"url": data_url(blob)}}, {"type": "text", "text": text}]})
+                r = http.post("/chat/completions", json={"model": "qwen-tray", "messages": conv, "max_tokens": 12})
+                assert r.status_code == 200, r.text
+                answer = r.json()["choices"][0]["message"]["content"]
+                conv.append({"role": "assistant", "content": answer})
+                return answer
+
+            conv_a: list[dict] = []
+            conv_b: list[dict] = []
+            before = engine.vision_encodings
+            turn(conv_a, "What is this?")
+            turn(conv_a, "Which button?")
+            turn(conv_a, "And then?")
+            assert engine.vision_encodings == before + 1, "an HTTP follow-up encoded the image again"
+            turn(conv_b, "Which app is it?")
+            answer_a = turn(conv_a, "Why?")
+            answer_b = turn(conv_b, "Any errors?")
+
+        def as_messages(conv: list[dict]) -> list[Message]:
+            return [Message(m["role"], m["content"] if isinstance(m["content"], str) else m["content"][-1]["text"],
+                            [] if isinstance(m["content"], str) else [shot]) for m in conv]
+
+        assert answer_a == alone_msgs(engine, as_messages(conv_a[:-1]), 12)
+        assert answer_b == alone_msgs(engine, as_messages(conv_b[:-1]), 12)
+    finally:
+        svc.stop()
+
+
+@pytest.mark.desktop
+def test_the_popup_asks_follow_ups_without_encoding_its_image_again(engine, tk_root) -> None:
+    """The real popup on the real scheduler: a question and two follow-ups about one capture."""
+    from uitools import pump
+
+    from qwen_tray.ui.popup import AnswerPopup, PopupSettings
+
+    s = start(engine)
+    try:
+        settings = PopupSettings(options=GenerationOptions(max_new_tokens=12, min_new_tokens=12))
+        popup = AnswerPopup(tk_root, s, Image.new("RGB", (160, 96), (250, 250, 250)), (10, 10, 160, 96),
+                            (0, 0, 1280, 1024), settings)
+        before = engine.vision_encodings
+        for q in ("What is on screen?", "And then?", "Why?"):
+            assert popup.ask(q)
+            pump(tk_root, lambda: popup.state == "done", 30, f"the answer to {q!r}")
+        assert engine.vision_encodings == before + 1, "a popup follow-up encoded the capture again"
+        assert len(popup._turns) == 3 and all(t.answer for t in popup._turns)
+        popup.close()
+    finally:
+        s.stop()

@@ -26,9 +26,13 @@ def picture() -> Image.Image:
     return img
 
 
-def open_popup(root: tk.Tk, rec: Recorder, max_new_tokens: int = 40, **kw: object) -> AnswerPopup:
+def open_popup(root: tk.Tk, rec: Recorder, max_new_tokens: int = 40, min_new_tokens: int | None = None,
+               **kw: object) -> AnswerPopup:
+    """Answers run to `max_new_tokens` unless told otherwise: the random model may end one at any token, and
+    where it does depends on the CPU's numerics and on what the engine batched or cached before."""
+    forced = max_new_tokens if min_new_tokens is None else min_new_tokens
     settings = PopupSettings(default_prompt="Describe what is on the screen.", presets=PRESETS,
-                             options=GenerationOptions(max_new_tokens=max_new_tokens))
+                             options=GenerationOptions(max_new_tokens=max_new_tokens, min_new_tokens=forced))
     popup = AnswerPopup(root, rec, picture(), (200, 150, 640, 400), (0, 0, 1920, 1080), settings, **kw)
     pump(root, lambda: popup.win.focus_get() is popup.question, 10, "the question box to have focus")
     return popup

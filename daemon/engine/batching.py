@@ -7,7 +7,8 @@ prefill is split into chunks that share steps with the others' decode tokens
 a follow-up reuses the KV blocks of the conversation it continues. The KV cache grows
 with the running requests (`kv_cache_gb` = 0, the default) or is one fixed pool
 (`kv_cache_gb` > 0, cached blocks kept until the pool is full). It goes with the engine
-on idle unload. Opt-in (`[engine] batching = true`): see docs/decisions.md for why.
+on idle unload. On by default (`[engine] batching`); docs/decisions.md says why and what
+the memory does.
 
 The scheduler drives it from its one worker thread: `start()` per request (renders
 the prompt and encodes its images), `step()` for one token boundary of all running
@@ -15,7 +16,9 @@ requests, then `poll()` on each to deliver its text. `generate()` runs one reque
 alone the same way (CLI, benchmarks). The NPU has no continuous batching: there
 the plain VLMPipeline engine runs one request at a time.
 
-Follow-ups without encoding the image again: genai keeps encoded images only inside a
+Follow-ups without encoding the image again (`[engine] reuse_images`, off by default: genai
+2026.4 then misses its prefix cache and prefills the whole conversation again, which costs
+more than the encoder on CPU; see docs/decisions.md): genai keeps encoded images only inside a
 `ChatHistory` (its VisionRegistry). When the engine is otherwise idle, the scheduler runs
 a new conversation, or the next turn of the conversation this engine answered last, "solo"
 (`generate_solo`) through genai's history path, and remembers that one conversation (keyed
@@ -34,7 +37,7 @@ import hashlib
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import openvino_genai as ov_genai
 
@@ -46,11 +49,48 @@ from .prompt import neutralise_tags, render_genai
 _RUNNING = ov_genai.GenerationStatus.RUNNING
 _CANCEL = ov_genai.GenerationStatus.CANCEL
 _IGNORED = ov_genai.GenerationStatus.IGNORED
+_ENCODED_US = 100.0  # a vision-encoding duration at least this long was an encode, not a registry lookup
 
 
 def _short(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return lines[-1] if lines else type(exc).__name__
+
+
+class Detokenizer:
+    """Incremental detokenization of one request's tokens (what genai's TextStreamer does, minus its flaw).
+
+    genai's Python TextStreamer hands its callback a strictly decoded str, so a model that emits a
+    byte sequence that is not UTF-8 (the random fixture does; a real model can) raised in the
+    callback and failed the request. `Tokenizer.decode` replaces such bytes with U+FFFD. Text is
+    delivered once it no longer ends in U+FFFD (an incomplete character waits for its next token);
+    each token is decoded with a few tokens before it, so the work per token stays constant.
+    """
+
+    def __init__(self, tokenizer: ov_genai.Tokenizer, on_text: Callable[[str], object]) -> None:
+        self._tok = tokenizer
+        self._on_text = on_text
+        self._ids: list[int] = []
+        self._prefix = 0  # _ids[_prefix:_read] is the context already delivered
+        self._read = 0
+
+    def write(self, ids: Sequence[int]) -> None:
+        self._ids.extend(ids)
+        before = self._tok.decode(self._ids[self._prefix:self._read]) if self._read > self._prefix else ""
+        text = self._tok.decode(self._ids[self._prefix:])
+        if text.endswith("\ufffd") or len(text) <= len(before) or not text.startswith(before):
+            return  # an incomplete character (or nothing new): wait for the next token
+        self._on_text(text[len(before):])
+        self._prefix, self._read = self._read, len(self._ids)
+
+    def end(self) -> None:
+        """Deliver what is held back (an incomplete character at the very end comes out as U+FFFD)."""
+        if self._read < len(self._ids):
+            before = self._tok.decode(self._ids[self._prefix:self._read]) if self._read > self._prefix else ""
+            text = self._tok.decode(self._ids[self._prefix:])
+            if len(text) > len(before) and text.startswith(before):
+                self._on_text(text[len(before):])
+            self._read = len(self._ids)
 
 
 class BatchRequest:
@@ -70,15 +110,14 @@ class BatchRequest:
         self._text: list[str] = []
         self._cancelled = False
         self._done = False
-        self._streamer = ov_genai.TextStreamer(tokenizer, self._on_text)
+        self._streamer = Detokenizer(tokenizer, self._on_text)
 
-    def _on_text(self, text: str) -> ov_genai.StreamingStatus:
+    def _on_text(self, text: str) -> None:
         if text and not self._cancel.is_set():
             if not self._first_at:
                 self._first_at = time.perf_counter()
             self._text.append(text)
             self._on_chunk(text)
-        return ov_genai.StreamingStatus.RUNNING
 
     def poll(self) -> bool:
         """Deliver the text of the tokens the last step produced; True once the request has ended.
@@ -165,11 +204,12 @@ class BatchingEngine:
     preemptible = True  # a conversation ending in an assistant message continues it
 
     def __init__(self, model_dir: str, attempt: Attempt, placement: Placement, *, max_batch: int = 4,
-                 kv_cache_gb: int = 0, reuse_images: bool = True) -> None:
+                 kv_cache_gb: int = 0, reuse_images: bool = False) -> None:
         self.model_dir = model_dir
         self.placement = placement
         self.max_batch = max_batch
         self._reuse_images = reuse_images
+        self.reuses_images = reuse_images  # the scheduler asks before it tries a job solo
         self._last: tuple[str, ov_genai.ChatHistory] | None = None  # the conversation answered last, solo
         self.vision_encodings = 0  # images the vision encoder ran on, all requests (status, tests)
         sched = ov_genai.SchedulerConfig()
@@ -243,8 +283,10 @@ class BatchingEngine:
         except RuntimeError as exc:
             raise EngineError(f"generation failed: {_short(exc)}") from exc
         ended = time.perf_counter()
+        # genai records a duration (µs) for every call; a VisionRegistry hit records its lookup, 0-1 µs
+        # (1 µs on a busy machine), an encode even of the tiny fixture's smallest image takes milliseconds
         self.vision_encodings += sum(1 for d in result.perf_metrics.vlm_raw_metrics.vision_encoding_durations
-                                     if d > 0)
+                                     if d >= _ENCODED_US)
         full = result.texts[0] if result.texts else ""
         text = streamer.finish(full)
         pm = result.perf_metrics

@@ -31,10 +31,10 @@ class PlacementSettings:
     cpu_inference_precision: str = ""  # "" = the plugin's per-processor default (bf16 where the CPU has it)
     cpu_kv_cache_precision: str = ""  # "" = the plugin's default (u8 on x86)
     cpu_dynamic_quantization_group_size: int = -1  # -1 = the plugin's default; 0 = off
-    batching: bool = False  # genai on CPU/GPU: ContinuousBatchingPipeline driven step by step
+    batching: bool = True  # genai on CPU/GPU: ContinuousBatchingPipeline driven step by step
     max_batch: int = 4
     kv_cache_gb: int = 0
-    reuse_images: bool = True
+    reuse_images: bool = False
 
 
 @dataclass(frozen=True)
