@@ -332,7 +332,9 @@ def test_503_while_the_model_loads_and_while_stopping(start_api) -> None:
         stopper.join(30)
         error = json.loads(rest[-1][6:])["error"]
         assert error["code"] == "shutting_down" and error["type"] == "service_unavailable"
-        assert inner.results[-1].figures.completion_tokens < LONG
+        # The stream's first line goes out before the job starts: a stop may end it still queued (the engine
+        # never sees it) or at its next token; either way it does not run on to LONG.
+        assert not inner.results or inner.results[-1].figures.completion_tokens < LONG
         api.http.close()
     finally:
         release.set()

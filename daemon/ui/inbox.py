@@ -17,7 +17,7 @@ and wake the Tk thread once:
   The same path runs on Linux when asked for (`mechanism="socket"`), which is how
   it is tested.
 
-Either way the Tk thread drains the whole queue on each wake-up.
+Either way the Tk thread runs, on each wake-up, what was queued by then.
 """
 
 from __future__ import annotations
@@ -142,8 +142,11 @@ class TkInbox:
         self.drain()
 
     def drain(self) -> None:
-        """Run everything queued (Tk thread). One failing callable is logged; the rest still run."""
-        while True:
+        """Run what was queued when this wake-up came (Tk thread). One failing callable is logged; the rest
+        still run. Not until the queue is empty: a fast stream refills it as fast as it is drained, and the
+        user's clicks and keys (Stop, Esc) would wait behind it. Whatever is posted meanwhile has woken Tk
+        again (its own byte, or `after_idle` from the Tk thread), so it runs after the pending X events."""
+        for _ in range(self._queue.qsize()):
             try:
                 fn, args = self._queue.get_nowait()
             except queue.Empty:
