@@ -556,6 +556,8 @@ class Server:
         messages, options = prep.outcome
         label = f"client {identity.hex()} id {req.id!r}"
         job = Job(messages, options, _Sink(self, identity, req.id, label), req.options.priority, label)
+        if prep.cancelled:  # cancelled while being checked: flagged before the worker can start it (a short
+            job.cancel.set()  # answer could otherwise run to its end before the cancel below lands)
         try:
             position = submit(self._scheduler, job)
         except Refused as exc:
