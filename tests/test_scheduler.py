@@ -150,13 +150,13 @@ def test_engine_exception_fails_that_job_and_the_worker_lives() -> None:
 
 
 def test_time_limit_ends_with_timeout_and_partial_text() -> None:
-    s, _ = make(request_timeout_s=2.0)  # room for the first tokens on a loaded machine; LONG takes far longer
+    s, _ = make(request_timeout_s=1.0)  # room for the first tokens on a loaded machine; LONG takes 2-4 s alone
     try:
         j = job("slow", LONG)
         s.submit(j)
         assert j.sink.done.wait(10)
         code, message, partial = j.sink.error
-        assert code == "timeout" and "2 s" in message
+        assert code == "timeout" and "1 s" in message
         assert partial and partial == "".join(j.sink.chunks)
     finally:
         s.stop()
