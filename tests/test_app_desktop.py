@@ -295,7 +295,11 @@ def test_without_a_display_it_says_so_once_and_serves_headless(monkeypatch: pyte
         out = subprocess.run([*qwen_tray_cmd(), "status", "--json"], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(30)
+        try:
+            rc = proc.wait(90)  # a hang guard: it once took more than 30 s on a loaded CI machine
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"no exit 90 s after SIGTERM; its stderr:\n{proc.communicate()[1]}") from None
         assert rc == 0, f"exit {rc}; its stderr:\n{proc.stderr.read() if proc.stderr else ''}"
     finally:
         if proc.poll() is None:

@@ -41,7 +41,10 @@ class RemoteDaemon:
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
             env[var] = str(root / sub)
         (root / "config" / "qwen-tray").mkdir(exist_ok=True)
-        (root / "config" / "qwen-tray" / "config.toml").write_text(f"[http]\nport = {self.port}\n")
+        (root / "config" / "qwen-tray" / "config.toml").write_text(
+            # Serial engine: the cancel test needs the random model's answer to outlast the local cancel; where
+            # it emits its end token moved under batching (2026-11-29), and the remote side is not under test.
+            f"[http]\nport = {self.port}\n\n[engine]\nbatching = false\n")
         self.key_file = root / "data" / "qwen-tray" / "api-key"
         self.log = root / "stderr.log"
         self._log_fh = self.log.open("w")
