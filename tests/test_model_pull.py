@@ -76,6 +76,14 @@ def lm_element_types(model_dir: Path) -> set[str]:
             if op.get_type_name() == "Constant" and math.prod(op.get_output_shape(0)) >= 128 * 128}
 
 
+def size_of(path: Path) -> int:
+    """A file's size, 0 once it is gone (a small download's `.incomplete` is renamed as it finishes)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def store() -> Path:
     return default_paths().models_dir
 
@@ -196,7 +204,7 @@ def test_ctrl_c_leaves_nothing_in_the_store_and_the_next_pull_resumes(forms: dic
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         partial = store() / ".staging" / "Tiny-VL-int4" / "download" / ".cache" / "huggingface" / "download"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(p.stat().st_size > 0 for p in partial.glob("*.incomplete")):
+        while time.monotonic() < deadline and not any(size_of(p) > 0 for p in partial.glob("*.incomplete")):
             time.sleep(0.1)
         assert any(partial.glob("*.incomplete")), "the download never started"
         proc.send_signal(signal.SIGINT)
