@@ -36,8 +36,8 @@ from make_standin import cache_root, standin_dirs  # noqa: E402
 VARIANTS: dict[str, dict[str, Any]] = {
     "g128": {"group_size": 128, "all_layers": False},  # what `qwen-tray model` exports (LM head int8)
     "channel": {"group_size": -1, "all_layers": False},
-    "g128, head int4": {"group_size": 128, "all_layers": True},
-    "channel, head int4": {"group_size": -1, "all_layers": True},
+    "g128 head-int4": {"group_size": 128, "all_layers": True},
+    "channel head-int4": {"group_size": -1, "all_layers": True},
 }
 
 

@@ -127,6 +127,7 @@ def test_stop_button_stops_the_stream(tk_root: tk.Tk, recorder: Recorder, ui_dis
     pump(tk_root, lambda: popup.state == "streaming", 60, "the stream to start")
     b = popup.stop_button
     assert str(b.cget("state")) == "normal"
+    tk_root.update_idletasks()  # the stream keeps Tk's queue full, so the geometry may still be pending
     x, y = b.winfo_rootx() + b.winfo_width() // 2, b.winfo_rooty() + b.winfo_height() // 2
     type_keys(tk_root, ui_display, "mousemove", str(x), str(y), "click", "1")
     pump(tk_root, lambda: popup.state in ("stopped", "done"), 60, "the stop")

@@ -36,6 +36,7 @@ def xdo(root: tk.Tk, d: XvfbDisplay, *args: str) -> str:
 
 
 def click(root: tk.Tk, d: XvfbDisplay, widget: tk.Misc) -> None:
+    root.update_idletasks()  # geometry work still pending while a stream keeps Tk busy
     x, y = widget.winfo_rootx() + widget.winfo_width() // 2, widget.winfo_rooty() + widget.winfo_height() // 2
     xdo(root, d, "mousemove", str(x), str(y), "click", "1")
 

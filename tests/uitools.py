@@ -6,6 +6,7 @@ Import as a top-level module (``tests/`` is on sys.path, like ``xvfb``).
 
 from __future__ import annotations
 
+import _tkinter
 import gc
 import os
 import subprocess
@@ -28,11 +29,19 @@ TINY = Path(__file__).resolve().parent / "fixtures" / "tiny-qwen3-vl-ov"
 def pump(root: tk.Misc, until: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     """Run Tk's event loop until `until()` is true (test-side waiting; the product never polls)."""
     deadline = time.monotonic() + timeout
+    handled = 0
     while not until():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        root.update()
-        time.sleep(0.005)
+        # One event at a time, not `update()`: that returns only once nothing is pending, which a fast stream
+        # (the tiny model's ~900 tokens/s) never allows, so the test would not go on until the stream ended.
+        if root.tk.dooneevent(_tkinter.ALL_EVENTS | _tkinter.DONT_WAIT):
+            handled += 1
+            if handled % 50 == 0:
+                root.update_idletasks()  # pending events starve idle work (geometry, redraws)
+            continue
+        time.sleep(0.005)  # nothing pending, idle work done too
+    root.update_idletasks()  # and what the condition's handlers asked of the X server is sent (XSync)
 
 
 def run_while_pumping(root: tk.Misc, argv: list[str], env: dict[str, str], timeout: float = 30.0) -> str:
@@ -76,10 +85,7 @@ class Recorder:
 
 
 def make_scheduler(**kw: object) -> Scheduler:
-    # Serial (VLMPipeline), not the default continuous batching: with batching, a real xdotool click on Stop
-    # during the tiny model's ~800 tokens/s stream reached Tk only after the stream ended (seen 2026-11-29, cause
-    # not found; the daemon-level popup tests run the default). Tracked in the closing note of that session.
-    s = Scheduler(lambda: load_engine(TINY, "genai", "CPU", PlacementSettings(batching=False)), demo=True,
+    s = Scheduler(lambda: load_engine(TINY, "genai", "CPU", PlacementSettings()), demo=True,
                   model_name="tiny-qwen3-vl-ov", **kw)  # type: ignore[arg-type]
     s.start()
     deadline = time.monotonic() + 60
