@@ -38,6 +38,14 @@ def from_another_thread(fn: Any, *args: Any) -> None:
     t.join()
 
 
+def pending(root: tk.Tk) -> list[str]:
+    """Tk's pending `after` callbacks; a timer among them fails the test (idle work is how the popup draws)."""
+    kinds = [str(root.tk.splitlist(root.tk.call("after", "info", i))[1]) for i in root.tk.splitlist(
+        root.tk.call("after", "info"))]
+    assert "timer" not in kinds, "a timer runs while streaming"
+    return kinds
+
+
 def answer_text() -> str:
     """About 12 KB of Markdown: paragraphs, bullets, headings, bold, inline code and fenced code."""
     parts = []
@@ -78,8 +86,7 @@ def test_streaming_renders_incrementally_through_the_inbox_without_timers(
         for n, chunk in enumerate(chunks):
             from_another_thread(job.sink.on_chunk, chunk)
             so_far += chunk
-            pump(tk_root, lambda s=so_far: popup._turns[-1].answer == s, 10, f"chunk {n}")
-            assert tk_root.tk.call("after", "info") == "", "a timer runs while streaming"
+            pump(tk_root, lambda s=so_far: popup._turns[-1].answer == s and not pending(tk_root), 10, f"chunk {n}")
             if n % 200 == 0 or n == len(chunks) - 1:
                 reference.show(so_far, streaming=True)
                 assert shown(popup.answer) == shown(reference.widget), f"after chunk {n}"
@@ -125,3 +132,30 @@ def test_chunks_arriving_faster_than_tk_runs_are_coalesced_in_order(
         assert popup.answer_text() == "\u203a q\n" + "".join(pieces).rstrip() + "\n"  # Markdown drops the last space
     finally:
         popup.close()
+
+
+@pytest.mark.desktop
+def test_chunks_handled_back_to_back_are_drawn_once_when_tk_is_idle(
+        tk_root: tk.Tk, ui_display: XvfbDisplay) -> None:
+    """Tk redraws windows only when its queue is empty: a stream whose every chunk re-rendered the answer kept
+    it full, and the demo model's answer appeared only at its end. Chunks only append; one render follows."""
+    submitter = HeldSubmitter()
+    popup = AnswerPopup(tk_root, submitter, Image.new("RGB", (64, 48)), (10, 10, 64, 48), (0, 0, 1280, 1024),
+                        PopupSettings())
+    try:
+        assert popup.ask("q")
+        (job,) = submitter.jobs
+        from_another_thread(job.sink.on_start)
+        pump(tk_root, lambda: popup.state == "thinking" and not pending(tk_root), 10, "the start")
+        renders: list[int] = []
+        real = popup.view.show_conversation
+        popup.view.show_conversation = lambda *a, **k: (renders.append(1), real(*a, **k))  # type: ignore[method-assign]
+        for i in range(100):  # flush events handled one after another, the queue never empty in between
+            popup._on_event(job.seq, "chunk", f"{i} ")
+        assert renders == [] and popup.state == "streaming"
+        pump(tk_root, lambda: not pending(tk_root), 10, "Tk to be idle")
+        assert renders == [1]
+        assert popup.answer_text().startswith("\u203a q\n0 1 2 ") and "98 99" in popup.answer_text()
+    finally:
+        popup.close()
+    assert pending(tk_root) == []  # closing dropped nothing that would run later

@@ -157,6 +157,7 @@ class AnswerPopup:
         self._live: Job | None = None
         self._live_turn: _Turn | None = None
         self._own_inbox = None
+        self._redraw_pending: str | None = None  # an `after_idle` id: the live answer is drawn when Tk is idle
         if post is None:
             from .inbox import TkInbox
 
@@ -402,6 +403,7 @@ class AnswerPopup:
         if self._live is not None:
             self._submitter.cancel(self._live)
             self._live, self._live_turn = None, None
+        self._cancel_redraw()
         self._history.clear()
         self._turns.clear()
         self.stop_button.configure(state="disabled")
@@ -419,6 +421,7 @@ class AnswerPopup:
         if self._live is not None:
             self._submitter.cancel(self._live)
             self._live = None
+        self._cancel_redraw()
         self.win.destroy()
         if self._own_inbox is not None:
             self._own_inbox.close()
@@ -518,6 +521,7 @@ class AnswerPopup:
         self._set_state("error", f"Error: {message}")
 
     def _end_live(self) -> None:
+        self._cancel_redraw()  # the terminal event renders the whole answer itself
         self._live, self._live_turn = None, None
         self.stop_button.configure(state="disabled")
         self.ask_button.configure(state="normal")
@@ -545,10 +549,26 @@ class AnswerPopup:
         self._follow()
 
     def _append_live(self, text: str) -> None:
-        """Add streamed text to the live answer and show it."""
-        if self._live_turn is not None:
-            self._live_turn.answer += text
+        """Add streamed text to the live answer; it is drawn when Tk is next idle.
+
+        Not at once: Tk redraws windows only when its queue is empty, and a fast stream (the demo model's
+        ~900 tokens/s) keeps it full if every chunk re-renders, so the answer would appear only at the end.
+        Appending is cheap, the queue empties, and one render then covers every chunk that came meanwhile."""
+        if self._live_turn is None:
+            return
+        self._live_turn.answer += text
+        if self._redraw_pending is None:
+            self._redraw_pending = self.win.after_idle(self._redraw_live)
+
+    def _redraw_live(self) -> None:
+        self._redraw_pending = None
+        if self._live_turn is not None and not self.closed:
             self._render()
+
+    def _cancel_redraw(self) -> None:
+        if self._redraw_pending is not None:
+            self.win.after_cancel(self._redraw_pending)
+            self._redraw_pending = None
 
     def answer_text(self) -> str:
         """The transcript as shown (for tests and accessibility tools)."""
