@@ -34,10 +34,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "kv f32": {"KV_CACHE_PRECISION": "f32"},
     "dyn quant off": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 0},
     "dyn quant 128": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 128},
-    "1 stream, 2 threads": {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": 2},
+    "1 stream 2 threads": {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": 2},
     "1 thread": {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": 1},
     "no pinning": {"ENABLE_CPU_PINNING": False},
     "latency hint": {"PERFORMANCE_HINT": "LATENCY"},
+    "f32": {"INFERENCE_PRECISION_HINT": "f32"},
+    "f32 dyn quant 32": {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32},
+    "f32 dyn quant 128": {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": 128},
 }
 
 
@@ -73,14 +76,17 @@ def _part(node_type: str, name: str) -> str:
     return "everything else"
 
 
-def profile(model_dir: Path, props: dict[str, Any], context: int, steps: int, top: int) -> dict[str, Any]:
+def profile(model_dir: Path, props: dict[str, Any], context: int, steps: int, top: int,
+            counters: bool = True) -> dict[str, Any]:
+    """Decode-step times (median) and, with `counters`, where they go; without, the clock alone (PERF_COUNT
+    costs time per node, so speed comparisons run without it)."""
     import openvino as ov
 
     core = ov.Core()
     model = core.read_model(model_dir / "openvino_language_model.xml")
     hidden = int(model.input("inputs_embeds").get_partial_shape()[2].get_length())
     t0 = time.perf_counter()
-    compiled = core.compile_model(model, "CPU", {**props, "PERF_COUNT": True})
+    compiled = core.compile_model(model, "CPU", {**props, "PERF_COUNT": counters})
     compile_s = time.perf_counter() - t0
     req = compiled.create_infer_request()
     rng = np.random.default_rng(0)
@@ -97,7 +103,7 @@ def profile(model_dir: Path, props: dict[str, Any], context: int, steps: int, to
         t0 = time.perf_counter()
         req.infer(feed)
         times.append(time.perf_counter() - t0)
-        if i >= 1:  # the first decode step compiles shapes; leave it out of the counters
+        if i >= 1 and counters:  # the first decode step compiles shapes; leave it out of the counters
             for info in req.profiling_info:
                 ms = info.real_time.total_seconds() * 1000.0
                 by_type[info.node_type] += ms
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--no-counters", action="store_true", help="time the steps only (PERF_COUNT slows each node)")
     a = ap.parse_args(argv)
     if a.smoke:
         model_dir, names, a.context, a.steps = TINY, ["default", "kv f32"], 32, 4
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": str(model_dir), "machine": machine.machine_info(), "load_avg_before": machine.load_avg(),
               "variants": {}}
     for name in names:
-        r = profile(model_dir, VARIANTS[name], a.context, a.steps, a.top)
+        r = profile(model_dir, VARIANTS[name], a.context, a.steps, a.top, counters=not a.no_counters)
         result["variants"][name] = r
         print(f"{name:>22}: {r['decode_step_ms']:8.2f} ms/token ({r['decode_tps']:.2f} tokens/s), "
               f"prefill {r['prefill_tokens']} tokens {r['prefill_s']:.1f} s", flush=True)

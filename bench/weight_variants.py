@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -110,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
     ap.add_argument("--context", type=int, default=700)
     ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds, variants interleaved (default 3)")
     ap.add_argument("--build-only", action="store_true", help="build the variants, profile nothing")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--stage", choices=("fp16", "compress", "profile"), help=argparse.SUPPRESS)
     ap.add_argument("--name", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--counters", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.stage == "fp16":
         export_fp16(a.shape)
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.stage == "profile":
         from profile_decode import profile
 
-        r = profile(variant_dir(a.shape, a.name), {}, a.context, a.steps, 8)
+        r = profile(variant_dir(a.shape, a.name), {}, a.context, a.steps, 8, counters=a.counters)
         a.out.write_text(json.dumps(r), encoding="utf-8")
         return 0
 
@@ -148,17 +151,34 @@ def main(argv: list[str] | None = None) -> int:
                               "load_avg_before": machine.load_avg(), "context": a.context, "steps": a.steps,
                               "variants": {}}
     tmp = cache_root() / f"standin-{a.shape}" / "profile.json"
-    for name in names:
+
+    def one(name: str, counters: bool) -> dict[str, Any]:
         _run([__file__, "--stage", "profile", "--shape", a.shape, "--name", name, "--context", str(a.context),
-              "--steps", str(a.steps), "--out", str(tmp)])
-        r = json.loads(tmp.read_text(encoding="utf-8"))
+              "--steps", str(a.steps), "--out", str(tmp), *(["--counters"] if counters else [])])
+        return json.loads(tmp.read_text(encoding="utf-8"))
+
+    # Round 0 with the performance counters (where the time goes), then timed rounds without them,
+    # the variants interleaved so that drift on a shared machine hits all of them alike.
+    for name in names:
+        r = one(name, counters=True)
         r["variant"] = VARIANTS[name]
         r["language_model_bytes"] = weights_bytes(variant_dir(a.shape, name))
+        r["timed_step_ms"] = []
         result["variants"][name] = r
-        print(f"{name:>20}: {r['decode_step_ms']:8.2f} ms/token ({r['decode_tps']:.2f} tokens/s), "
-              f"language model {r['language_model_bytes'] / 1e9:.2f} GB", flush=True)
+        print(f"{name:>20}: language model {r['language_model_bytes'] / 1e9:.2f} GB", flush=True)
         for part, v in r["by_part"].items():
-            print(f"{'':>22}{part:<40} {v['ms']:8.2f} ms  {v['share'] * 100:5.1f} %")
+            print(f"{'':>22}{part:<40} {v['share'] * 100:5.1f} %")
+    for rnd in range(a.rounds):
+        for name in names:
+            ms = one(name, counters=False)["decode_step_ms"]
+            result["variants"][name]["timed_step_ms"].append(ms)
+            print(f"round {rnd + 1} {name:>20}: {ms:8.2f} ms/token", flush=True)
+    for name in names:
+        v = result["variants"][name]
+        v["median_step_ms"] = statistics.median(v["timed_step_ms"]) if v["timed_step_ms"] else v["decode_step_ms"]
+        v["median_tps"] = round(1000.0 / v["median_step_ms"], 2)
+        print(f"{name:>20}: {v['median_step_ms']:8.2f} ms/token ({v['median_tps']:.2f} tokens/s) "
+              f"{v['timed_step_ms']}")
     tmp.unlink(missing_ok=True)
     result["load_avg_after"] = machine.load_avg()
     if a.json:

@@ -140,6 +140,20 @@ def test_fp16_ir_is_compressed_to_int4_sym_without_torch(forms: dict[str, Path],
 EXPORT_EXTRA = ("torch", "torchvision", "torchgen", "functorch", "triton", "nvidia", "transformers", "optimum")
 
 
+def test_fp16_ir_compressed_channel_wise_with_an_int4_lm_head(forms: dict[str, Path], tmp_path: Path) -> None:
+    """The faster layout of docs/benchmarks.md's weight table, on request: still NPU-ready."""
+    with fake_hub({"OpenVINO/Tiny-VL-fp16-ov": forms["fp16"]}) as hub:
+        out, _ = pull(hub, "OpenVINO/Tiny-VL-fp16-ov", tmp_path, "--group-size", "-1", "--lm-head", "int4")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "[1/5] language_model: int4_sym, group -1, ratio 1.0, LM head int4" in out.stdout
+    stored = store() / "Tiny-VL-int4"
+    info = read_ir_weights(stored / "openvino_language_model.xml")
+    assert {(w.storage, w.group_size) for w in info.matmuls()} == {("int4_sym", 0)}  # the head too; 0 = per channel
+    assert lm_element_types(stored) == {"i4"}
+    assert info.npu_ready() == (True, "symmetric int4, channel-wise")
+    assert generates(stored) == 5
+
+
 def venv_without_export_extra(root: Path) -> Path:
     """A real venv whose site-packages holds the shared venv's packages except the export extra's, by symlink.
 

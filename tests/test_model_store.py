@@ -15,6 +15,7 @@ from conftest import TINY_HF, qwen_tray_cmd
 from PIL import Image
 
 from qwen_tray.engine.base import GenerationOptions, Message
+from qwen_tray.engine.ir_info import read_ir_weights
 from qwen_tray.engine.loader import load_engine
 from qwen_tray.engine.store import ModelNotFound, resolve_model, store_name
 from qwen_tray.paths import bundled_model_dir, default_paths
@@ -107,6 +108,19 @@ def test_export_turns_the_hf_fixture_into_ir_that_generates(tmp_path: Path, tiny
     assert not list(tmp_path.glob(".export-*")), "no staging folder is left behind"
 
 
+@pytest.mark.export
+def test_export_channel_wise_with_an_int4_lm_head(tmp_path: Path) -> None:
+    """The layout that decoded fastest in docs/benchmarks.md's weight table, through optimum's export."""
+    out_dir = tmp_path / "ir"
+    out = run_cli("model", "export", str(TINY_HF), str(out_dir), "--group-size", "-1", "--lm-head", "int4",
+                  timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "group -1, ratio 1.0, LM head int4" in out.stdout
+    info = read_ir_weights(out_dir / "openvino_language_model.xml")
+    assert {(w.storage, w.group_size) for w in info.matmuls()} == {("int4_sym", 0)}  # the LM head too
+    assert info.npu_ready() == (True, "symmetric int4, channel-wise")
+
+
 def test_export_rejects_bad_source_and_knobs(tmp_path: Path) -> None:
     out = run_cli("model", "export", str(tmp_path), str(tmp_path / "o"))
     assert out.returncode == 2 and "is not a Hugging Face model folder" in out.stderr
@@ -114,6 +128,8 @@ def test_export_rejects_bad_source_and_knobs(tmp_path: Path) -> None:
     assert out.returncode == 2 and "ratio must be in (0, 1]" in out.stderr
     out = run_cli("model", "export", str(TINY_HF), str(tmp_path / "o"), "--weight-format", "int3")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+    out = run_cli("model", "export", str(TINY_HF), str(tmp_path / "o"), "--weight-format", "int8", "--lm-head", "int4")
+    assert out.returncode == 2 and "an int4 LM head needs a 4-bit weight format" in out.stderr
     assert not (tmp_path / "o").exists()
 
 

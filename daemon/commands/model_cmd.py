@@ -9,7 +9,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from ..engine.export import WEIGHT_FORMATS, ExportOptions, export_model
+from ..engine.export import LM_HEADS, WEIGHT_FORMATS, ExportOptions, export_model
 from ..engine.ir_info import model_format
 from ..engine.store import ModelNotFound, check_model_dir, list_models, missing_files, resolve_model
 from ..paths import Paths, bundled_model_dir
@@ -61,13 +61,17 @@ def _add_export_knobs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-format", choices=WEIGHT_FORMATS, default="int4")
     p.add_argument("--group-size", type=int, default=128, help="weights per quantisation group; -1 = per channel")
     p.add_argument("--ratio", type=float, default=1.0, help="share of layers in 4 bit (rest 8 bit); NPU needs 1.0")
+    p.add_argument("--lm-head", choices=LM_HEADS, default="int8",
+                   help="the LM head's precision (default int8, as NNCF keeps it); int4 with --group-size -1 "
+                        "decoded ~15%% faster on CPU in our benchmark, quality unmeasured")
     sym = p.add_mutually_exclusive_group()
     sym.add_argument("--sym", dest="sym", action="store_true", default=True, help="symmetric (default; NPU needs it)")
     sym.add_argument("--asym", dest="sym", action="store_false", help="asymmetric")
 
 
 def _options(args: argparse.Namespace) -> ExportOptions:
-    opts = ExportOptions(weight_format=args.weight_format, sym=args.sym, group_size=args.group_size, ratio=args.ratio)
+    opts = ExportOptions(weight_format=args.weight_format, sym=args.sym, group_size=args.group_size, ratio=args.ratio,
+                         lm_head=args.lm_head)
     opts.validate()
     return opts
 
@@ -78,7 +82,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError(f"{src} is not a Hugging Face model folder (no config.json)")
     opts = _options(args)
     print(f"exporting {src} -> {out} ({opts.weight_format}, {'sym' if opts.sym else 'asym'}, "
-          f"group {opts.group_size}, ratio {opts.ratio})", flush=True)
+          f"group {opts.group_size}, ratio {opts.ratio}, LM head {opts.lm_head})", flush=True)
     export_model(src, out, opts)
     print(f"done: {out}")
     return 0

@@ -51,6 +51,7 @@ class CompressOptions:
     ratio: float = 1.0
     sym: bool = True
     bits: int = 4
+    all_layers: bool = False  # the LM head in 4 bit too (NNCF keeps it 8-bit by default)
 
     def nncf_mode(self):  # -> nncf.CompressWeightsMode
         import nncf
@@ -125,7 +126,9 @@ def _needs_work(xml: Path, options: CompressOptions) -> bool:
         return False
     if xml.name == LANGUAGE_MODEL_XML:
         ready, _ = weights.npu_ready()
-        return not (ready and options.bits == 4 and options.sym and options.group_size in (128, -1))
+        head_8bit = weights.matmuls()[-1].storage.startswith("int8") if weights.matmuls() else False
+        return not (ready and options.bits == 4 and options.sym and options.group_size in (128, -1)
+                    and not (options.all_layers and head_8bit))
     return any(is_float(w.storage) for w in weights.weights)
 
 
@@ -186,8 +189,11 @@ def _compress_ir(src: Path, out: Path, options: CompressOptions, log: Progress) 
             log(f"{tag}: source weights are already compressed; unpacked to float first")
         if xml.name == LANGUAGE_MODEL_XML:
             mode = options.nncf_mode()
-            kwargs = {"group_size": options.group_size, "ratio": options.ratio} if options.bits == 4 else {}
-            log(f"{tag}: {mode.value}" + (f", group {options.group_size}, ratio {options.ratio}" if kwargs else ""))
+            kwargs: dict = {}
+            if options.bits == 4:
+                kwargs = {"group_size": options.group_size, "ratio": options.ratio, "all_layers": options.all_layers}
+            log(f"{tag}: {mode.value}" + (f", group {options.group_size}, ratio {options.ratio}" if kwargs else "")
+                + (", LM head int4" if kwargs and options.all_layers else ""))
             model = nncf.compress_weights(model, mode=mode, **kwargs)
         else:
             log(f"{tag}: int8_sym")

@@ -17,6 +17,8 @@ from typing import Literal
 
 WeightFormat = Literal["fp16", "int8", "int4", "nf4"]
 WEIGHT_FORMATS: tuple[str, ...] = ("fp16", "int8", "int4", "nf4")
+LmHead = Literal["int8", "int4"]
+LM_HEADS: tuple[str, ...] = ("int8", "int4")
 
 
 class ExportError(RuntimeError):
@@ -31,6 +33,9 @@ class ExportOptions:
     sym: bool = True
     group_size: int = 128
     ratio: float = 1.0
+    # The LM head (the last MatMul, tied to the embeddings): NNCF keeps it 8-bit by default for accuracy.
+    # int4 reads ~0.2 GB less per token (docs/benchmarks.md, weight layouts); its quality is unmeasured here.
+    lm_head: LmHead = "int8"
 
     def validate(self) -> None:
         if self.weight_format not in WEIGHT_FORMATS:
@@ -39,6 +44,10 @@ class ExportOptions:
             raise ExportError(f"ratio must be in (0, 1], not {self.ratio}")
         if self.group_size != -1 and self.group_size <= 0:
             raise ExportError(f"group size must be positive or -1 (per channel), not {self.group_size}")
+        if self.lm_head not in LM_HEADS:
+            raise ExportError(f"LM head must be one of {', '.join(LM_HEADS)}, not {self.lm_head!r}")
+        if self.lm_head == "int4" and self.weight_format not in ("int4", "nf4"):
+            raise ExportError(f"an int4 LM head needs a 4-bit weight format, not {self.weight_format}")
         if self.weight_format == "nf4" and self.group_size != -1:
             # NF4 on the NPU is channel-wise only; optimum accepts groups but the NPU does not.
             pass
@@ -51,6 +60,8 @@ class ExportOptions:
         if self.weight_format in ("int4", "nf4"):
             cfg["group_size"] = self.group_size
             cfg["ratio"] = self.ratio
+            if self.lm_head == "int4":
+                cfg["all_layers"] = True  # NNCF's switch for the first and last layers (here: the LM head)
         if self.weight_format == "nf4":
             cfg["dtype"] = "nf4"
         return cfg

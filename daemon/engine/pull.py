@@ -249,7 +249,7 @@ def _pull_locked(model_id: str, source_kind: str, models_dir: Path, name: str, o
     elif plan.kind == "ir-compress":
         say(f"compressing to {options.weight_format} with NNCF (data-free, on the OpenVINO model)")
         comp = CompressOptions(group_size=options.group_size, ratio=options.ratio, sym=options.sym,
-                               bits=8 if options.weight_format == "int8" else 4)
+                               bits=8 if options.weight_format == "int8" else 4, all_layers=options.lm_head == "int4")
         result = compress_ir(download, staging / "out", comp, log=say)
     else:
         from .export import export_model
