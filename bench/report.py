@@ -357,6 +357,12 @@ def markdown(result: dict[str, Any], png_name: str | None) -> str:
                     "memory: on 2 cores each token's int4 weights must be unpacked and multiplied with the "
                     "vector extensions listed above. The paths share the same kernels, which is why they land "
                     "close together.")
+        one = _speed_one_client_decode(secs, secs["bandwidth"].get("machine"))
+        if not bw.get("share") and one:
+            add("")
+            add(f"The core table above was measured on another host. On this one, the daemon decodes "
+                f"**{one:.2f} tokens/s** (the speed section's one client with batching on: (tokens - 1) / (end - "
+                f"first token)): **{one / bw['ceiling_tps'] * 100:.0f} %** of the ceiling.")
         add("")
         add("Conditions: " + _load_line(secs["bandwidth"]) + ".")
         add("")
@@ -420,8 +426,7 @@ def _speed_section(add: Any, speed: dict[str, Any], sec: dict[str, Any]) -> None
         f"ContinuousBatchingPipeline, up to {speed['max_batch']} requests per step, prefix caching; {how}) "
         "and once with `batching = false` "
         "(VLMPipeline, one request at a time; `preempt = true`: a popup question interrupts a background answer). "
-        "Taken on a machine shared with other engineers' test runs: compare within a row only with the load in "
-        "mind. Conditions: " + _load_line(sec) + ".")
+        "Compare within a row, with each run's load (below) in mind. Conditions: " + _load_line(sec) + ".")
     for mode in modes:
         if "load" in modes[mode]:
             add(f"- batching {mode}: " + _load_line(modes[mode]["load"]) + ".")
@@ -473,6 +478,18 @@ def _speed_section(add: Any, speed: dict[str, Any], sec: dict[str, Any]) -> None
     add("")
 
 
+def _speed_one_client_decode(secs: dict[str, Any], host: dict[str, Any] | None) -> float | None:
+    """The daemon's decode tokens/s from the speed section's one-client run, if measured on `host`."""
+    speed = secs.get("speed", {})
+    if not speed or speed.get("machine") != host:
+        return None
+    one = (((speed.get("data") or {}).get("modes") or {}).get("on") or {}).get("concurrency", {}).get("1")
+    if not one or not one.get("tokens"):
+        return None
+    span = one["e2e_s"]["median"] - one["ttft_s"]["median"]
+    return (one["tokens"] - 1) / span if span > 0 else None
+
+
 def write_report(result: dict[str, Any], out_dir: Path, *, draw: bool = True) -> tuple[Path, Path | None]:
     """benchmarks.md (and .png unless `draw` is off) in `out_dir`; bench/http_api.py's section is appended
     when its benchmarks-http.json is there."""
@@ -497,6 +514,18 @@ def write_report(result: dict[str, Any], out_dir: Path, *, draw: bool = True) ->
         from profile_decode import markdown as decode_markdown
 
         text = text.rstrip("\n") + "\n\n" + decode_markdown(json.loads(decode.read_text(encoding="utf-8")))
+    knobs = out_dir / "benchmarks-knobs.json"  # bench/profile_decode.py --rounds
+    if knobs.is_file():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from profile_decode import knobs_markdown
+
+        text = text.rstrip("\n") + "\n\n" + knobs_markdown(json.loads(knobs.read_text(encoding="utf-8")))
+    weights = out_dir / "benchmarks-weights.json"  # bench/weight_variants.py
+    if weights.is_file():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from weight_variants import markdown as weights_markdown
+
+        text = text.rstrip("\n") + "\n\n" + weights_markdown(json.loads(weights.read_text(encoding="utf-8")))
     md = out_dir / "benchmarks.md"
     old = md.read_text(encoding="utf-8") if md.is_file() else ""
     if ENDURANCE_BEGIN in old and ENDURANCE_END in old:  # bench/endurance.py's section (own JSON): keep it

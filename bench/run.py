@@ -716,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         old = json.loads(out_json.read_text(encoding="utf-8"))
         if old.get("model", {}).get("dir") != result["model"]["dir"]:
             raise BenchError(f"--merge: {out_json} was measured on another model ({old.get('model', {}).get('dir')})")
+        this_run = list(result["sections"])
         merged = {**old.get("sections", {}), **result["sections"]}
         if "core" in result["sections"] and "core" in old.get("sections", {}):
             o, n = old["sections"]["core"], result["sections"]["core"]
@@ -730,12 +731,16 @@ def main(argv: list[str] | None = None) -> int:
             result["peer"] = old["peer"]
         result["started"] = min(old.get("started", result["started"]), result["started"])
         if old.get("machine") and old["machine"] != result["machine"]:  # the header keeps the first machine;
-            for name in [n for n in result["sections"] if n in merged]:  # sections of this run name theirs
+            for name in this_run:  # sections of this run name theirs
                 merged[name]["machine"] = result["machine"]
             result["machine"] = old["machine"]
             result["other_test_processes_at_start"] = old.get("other_test_processes_at_start", 0)
-        if "bandwidth" in merged and "core" in merged:  # shares against the (merged) core figures
-            merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"], model)
+        if "bandwidth" in merged and "core" in merged:  # shares against the (merged) core figures, same host only
+            if merged["bandwidth"].get("machine") == merged["core"].get("machine"):
+                merged["bandwidth"]["data"] = run_bandwidth_from(merged["bandwidth"]["data"], merged["core"]["data"],
+                                                                 model)
+            else:
+                merged["bandwidth"]["data"].pop("share", None)
     out_json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     log(f"wrote {out_json}")
     if not cfg.no_report:

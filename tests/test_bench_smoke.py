@@ -103,6 +103,23 @@ def test_bench_smoke_runs_every_path_and_section(tmp_path: Path) -> None:
     with Image.open(out / "benchmarks.png") as png:
         assert png.format == "PNG" and png.width > 600 and png.height > 300
 
+    # --merge onto a report from another host: only this run's section names this host, and the core table
+    # (the other host's decode) is not divided by this host's bandwidth.
+    result["machine"] = {**result["machine"], "cpu": "another CPU", "isa": ["avx2"]}
+    (out / "benchmarks.json").write_text(json.dumps(result))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--sections", "bandwidth", "--merge",
+         "--out-dir", str(out), "--work-dir", str(tmp_path / "work2")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    merged = json.loads((out / "benchmarks.json").read_text())
+    assert merged["machine"]["cpu"] == "another CPU"
+    assert merged["sections"]["bandwidth"]["machine"]["cpu"] == mach["cpu"]
+    assert "machine" not in merged["sections"]["core"] and "machine" not in merged["sections"]["speed"]
+    assert "share" not in merged["sections"]["bandwidth"]["data"]
+    assert "share of the ceiling" not in (out / "benchmarks.md").read_text()
+
 
 def _core(decode: dict[str, list[float]], prompt: int = 650) -> dict:
     """A core section as run.py records it, from decode speeds per path (one request per value)."""
