@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--no-counters", action="store_true", help="time the steps only (PERF_COUNT slows each node)")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="compare the variants: this many rounds, interleaved, timed without counters")
     a = ap.parse_args(argv)
     if a.smoke:
         model_dir, names, a.context, a.steps = TINY, ["default", "kv f32"], 32, 4
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {"model": str(model_dir), "machine": machine.machine_info(), "load_avg_before": machine.load_avg(),
               "variants": {}}
+    if a.rounds:
+        return compare(result, model_dir, names, a)
     for name in names:
         r = profile(model_dir, VARIANTS[name], a.context, a.steps, a.top, counters=not a.no_counters)
         result["variants"][name] = r
@@ -167,17 +171,63 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def compare(result: dict[str, Any], model_dir: Path, names: list[str], a: argparse.Namespace) -> int:
+    """Median decode step per variant over `a.rounds` interleaved rounds (drift hits every variant alike)."""
+    import machine
+
+    result.update(rounds=a.rounds, context=a.context, steps=a.steps)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for rnd in range(a.rounds):
+        for name in names:
+            r = profile(model_dir, VARIANTS[name], a.context, a.steps, a.top, counters=False)
+            times[name].append(r["decode_step_ms"])
+            print(f"round {rnd + 1} {name:>22}: {r['decode_step_ms']:8.2f} ms/token", flush=True)
+    base = statistics.median(times[names[0]])
+    for name in names:
+        med = statistics.median(times[name])
+        result["variants"][name] = {"properties": {k: str(v) for k, v in VARIANTS[name].items()},
+                                    "timed_step_ms": times[name], "median_step_ms": round(med, 2),
+                                    "median_tps": round(1000.0 / med, 2), "vs_first": round(med / base, 3)}
+        print(f"{name:>22}: {med:8.2f} ms/token ({1000.0 / med:.2f} tokens/s), {med / base:.2f}x the first")
+    result["load_avg_after"] = machine.load_avg()
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+def host_line(result: dict[str, Any]) -> str:
+    """'Host: CPU (cores; ISA), load average before / after' for a section's first paragraph."""
+    m = result["machine"]
+    return (f"Host: {m.get('cpu', '?')} ({m.get('logical_cores', '?')} logical cores; {', '.join(m.get('isa', []))}), "
+            f"load average {result.get('load_avg_before', ['-'])[0]} before / "
+            f"{result.get('load_avg_after', ['-'])[0]} after (1 min)")
+
+
+def knobs_markdown(result: dict[str, Any]) -> str:
+    """The CPU-properties table (`--rounds`) for docs/benchmarks.md."""
+    lines = ["## Decode by CPU property (bench/profile_decode.py --rounds)", "",
+             f"The stand-in's language model (`{Path(result['model']).name}`), {result['context']} tokens of context, "
+             f"the median of {result['steps'] - 1} timed decode steps per run, {result['rounds']} rounds with the "
+             "variants interleaved, no performance counters. " + host_line(result) + ".", "",
+             "| variant | CPU properties | ms per token (rounds) | tokens/s | vs default |", "|---|---|---:|---:|---:|"]
+    for name, v in result["variants"].items():
+        props = ", ".join(f"`{k}={val}`" for k, val in v["properties"].items()) or "none: the plugin's defaults"
+        rounds = " / ".join(f"{t:.0f}" for t in v["timed_step_ms"])
+        lines.append(f"| {name} | {props} | {v['median_step_ms']:.1f} ({rounds}) | {v['median_tps']:.2f} | "
+                     f"{v['vs_first']:.2f}x |")
+    lines += ["", "Command: `python bench/profile_decode.py --rounds 2 --steps 24 --variants ... "
+              "--json docs/benchmarks-knobs.json`.", ""]
+    return "\n".join(lines)
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The "where a decode step's time goes" section of docs/benchmarks.md (bench/report.py appends it)."""
-    m = result["machine"]
     lines = ["## Where a decode step's time goes (bench/profile_decode.py)", "",
              f"OpenVINO's per-node performance counters (`PERF_COUNT`) on the stand-in's language model "
              f"(`{Path(result['model']).parent.name}`), compiled for CPU with the daemon's default properties, "
              "after a prefill of random text embeddings; the stateful SDPA form of the model, whose matmuls and "
-             "weights are the ones the daemon's paged-attention path runs. Host: "
-             f"{m.get('cpu', '?')} ({m.get('logical_cores', '?')} logical cores; {', '.join(m.get('isa', []))}), "
-             f"load average {result.get('load_avg_before', ['-'])[0]} before / "
-             f"{result.get('load_avg_after', ['-'])[0]} after (1 min), on a machine shared with other engineers.", ""]
+             "weights are the ones the daemon's paged-attention path runs. " + host_line(result)
+             + ", on a machine shared with other engineers.", ""]
     for name, v in result["variants"].items():
         lines += [f"**{name}**: {v['decode_step_ms']:.1f} ms per token ({v['decode_tps']:.2f} tokens/s) at "
                   f"{v['prefill_tokens']} tokens of context, the median of the timed steps.",

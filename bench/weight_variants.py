@@ -188,3 +188,29 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The weight-layout table for docs/benchmarks.md (bench/report.py appends it)."""
+    from profile_decode import host_line
+
+    first = next(iter(result["variants"].values()))
+    lines = ["## Decode by weight layout (bench/weight_variants.py)", "",
+             f"The {result['shape'].upper()} stand-in's language model compressed four ways by NNCF from one fp16 IR "
+             "(int4 symmetric, ratio 1.0; group 128 or one scale per output channel; the LM head in NNCF's default "
+             f"int8 or in int4), {result['context']} tokens of context, the median of {result['steps'] - 1} timed "
+             f"decode steps per run over {len(first['timed_step_ms'])} rounds with the variants interleaved, no "
+             "performance counters, default CPU properties. " + host_line(result) + ".", "",
+             "| layout | language model, GB | ms per token (rounds) | tokens/s | vs g128 | NPU-ready |",
+             "|---|---:|---:|---:|---:|---|"]
+    base = first["median_step_ms"]
+    for name, v in result["variants"].items():
+        rounds = " / ".join(f"{t:.0f}" for t in v["timed_step_ms"])
+        lines.append(f"| {name} | {v['language_model_bytes'] / 1e9:.2f} | {v['median_step_ms']:.1f} ({rounds}) | "
+                     f"{v['median_tps']:.2f} | {v['median_step_ms'] / base:.2f}x | yes |")
+    lines += ["", "Random weights: speed only. Answer quality of the other layouts on the real model is not "
+              "measured here (channel-wise int4 usually wants NNCF's data-aware AWQ and scale estimation, which "
+              "need a calibration dataset); `qwen-tray model export|pull --group-size -1 --lm-head int4` makes the "
+              "fastest one on request. Command: `python bench/weight_variants.py --rounds 3 --steps 24 "
+              "--json docs/benchmarks-weights.json`.", ""]
+    return "\n".join(lines)

@@ -32,6 +32,16 @@ class HeldSubmitter:
         job.cancel.set()
 
 
+def asked_popup(root: tk.Tk) -> tuple[AnswerPopup, Job]:
+    """A popup that has asked "q" of a HeldSubmitter: the test plays the engine with the returned job."""
+    submitter = HeldSubmitter()
+    popup = AnswerPopup(root, submitter, Image.new("RGB", (64, 48)), (10, 10, 64, 48), (0, 0, 1280, 1024),
+                        PopupSettings())
+    assert popup.ask("q")
+    (job,) = submitter.jobs
+    return popup, job
+
+
 def from_another_thread(fn: Any, *args: Any) -> None:
     t = threading.Thread(target=fn, args=args)
     t.start()
@@ -112,12 +122,8 @@ def test_streaming_renders_incrementally_through_the_inbox_without_timers(
 @pytest.mark.desktop
 def test_chunks_arriving_faster_than_tk_runs_are_coalesced_in_order(
         tk_root: tk.Tk, ui_display: XvfbDisplay) -> None:
-    submitter = HeldSubmitter()
-    popup = AnswerPopup(tk_root, submitter, Image.new("RGB", (64, 48)), (10, 10, 64, 48), (0, 0, 1280, 1024),
-                        PopupSettings())
+    popup, job = asked_popup(tk_root)
     try:
-        assert popup.ask("q")
-        (job,) = submitter.jobs
         pieces = [f"{i} " for i in range(500)]
 
         def engine() -> None:
@@ -139,12 +145,8 @@ def test_chunks_handled_back_to_back_are_drawn_once_when_tk_is_idle(
         tk_root: tk.Tk, ui_display: XvfbDisplay) -> None:
     """Tk redraws windows only when its queue is empty: a stream whose every chunk re-rendered the answer kept
     it full, and the demo model's answer appeared only at its end. Chunks only append; one render follows."""
-    submitter = HeldSubmitter()
-    popup = AnswerPopup(tk_root, submitter, Image.new("RGB", (64, 48)), (10, 10, 64, 48), (0, 0, 1280, 1024),
-                        PopupSettings())
+    popup, job = asked_popup(tk_root)
     try:
-        assert popup.ask("q")
-        (job,) = submitter.jobs
         from_another_thread(job.sink.on_start)
         pump(tk_root, lambda: popup.state == "thinking" and not pending(tk_root), 10, "the start")
         renders: list[int] = []
