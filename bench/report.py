@@ -412,6 +412,22 @@ def _peer_section(add: Any, peer: dict[str, Any]) -> None:
         add(line)
     add("```")
     add("")
+    here = peer.get("here")  # the same comparison measured by hand on the host of the speed section
+    if here:
+        add(f"### Decode on this page's AVX-512 host ({here['measured']})")
+        add("")
+        add(here["source"])
+        add("")
+        add("| | " + " | ".join(here["columns"]) + " |")
+        add("|---|" + "---:|" * len(here["columns"]))
+        for row in here["rows"]:
+            add(f"| {row['what']} | " + " | ".join(row["values"]) + " |")
+        add("")
+        add("```")
+        for line in here["commands"]:
+            add(line)
+        add("```")
+        add("")
 
 
 def _speed_section(add: Any, speed: dict[str, Any], sec: dict[str, Any]) -> None:
