@@ -168,8 +168,9 @@ class DesktopApp:
         self.actions.hotkeys = listener
         if self._taken and hasattr(listener, "watch_desktop"):
             listener.watch_desktop(self.hotkey_retry.poke)
-        self._working = working
-        problems = list(self.hotkey_problems)
+        with self._tray_lock:  # the retry thread may already have freed one (`_hotkey_freed`)
+            self._working = [*working, *(w for w in self._working if w not in working)]
+            problems = list(self.hotkey_problems)
         works = [f"{combo} asks about {WHAT[name]}" for name, combo in working]
         log.info("hotkeys: %s%s", "; ".join(works) if works else "none works",
                  f" (not working: {'; '.join(problems)})" if problems else "")
@@ -202,13 +203,15 @@ class DesktopApp:
 
     def hotkey_notice(self) -> str:
         """The one notice about hotkeys at start ("" when all work)."""
-        if not self.hotkey_problems:
+        with self._tray_lock:  # the retry thread changes these (`_hotkey_freed`)
+            problems, held, working = list(self.hotkey_problems), dict(self._taken), list(self._working)
+        if not problems:
             return ""
-        taken = [(name, combo) for name, combo, _ in self._hotkey_table() if name in self._taken]
+        taken = [(name, combo) for name, combo, _ in self._hotkey_table() if name in held]
         lines = [f"{pretty_combo(combo)} (ask about {WHAT[name]}) is held by another program: qwen-tray takes it "
                  "as soon as that program lets go." for name, combo in taken]
-        lines += [p[:1].upper() + p[1:] + "." for p in self.hotkey_problems if p not in self._taken.values()]
-        works = [f"{pretty_combo(combo)} (ask about {WHAT[name]})" for name, combo in self._working]
+        lines += [p[:1].upper() + p[1:] + "." for p in problems if p not in held.values()]
+        works = [f"{pretty_combo(combo)} (ask about {WHAT[name]})" for name, combo in working]
         lines.append(f"{', '.join(works)} and the tray menu work." if works else "The tray menu works.")
         return "\n".join(lines)
 

@@ -52,6 +52,7 @@ class Job:
     seq: int = field(default_factory=lambda: next(_ids))
     cancel: threading.Event = field(default_factory=threading.Event)
     trimmed: Trimmed | None = None  # set on the worker when the prompt budget trimmed the conversation
+    ended: bool = False  # the scheduler has called on_done or on_error (its safety net must not call twice)
 
 
 class Busy(Exception):

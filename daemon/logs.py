@@ -20,7 +20,8 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A RotatingFileHandler whose files only the user can read (0600, also a file left by an older version)."""
 
     def _open(self):  # type: ignore[no-untyped-def]  # the one hook logging.FileHandler offers for opening
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # O_BINARY (Windows): the text layer above already writes \r\n; a text-mode fd would double the \r
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o600)
         if os.name == "posix":
             os.fchmod(fd, 0o600)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115 - the handler owns it

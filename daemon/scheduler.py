@@ -31,6 +31,7 @@ State listeners are called on the thread that changed the state (mostly the work
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -122,6 +123,8 @@ def _joined(resume: _Resume, part: GenerationResult, chunks: list[str]) -> Gener
 
 def _call(what: str, job: Job, fn: Callable[..., Any], *args: Any) -> None:
     """Call a sink method; a broken sink is logged and never kills the worker."""
+    if what in ("on_done", "on_error"):
+        job.ended = True
     try:
         fn(*args)
     except Exception:  # noqa: BLE001
@@ -204,7 +207,7 @@ class Scheduler:
             self._queues[job.priority].append(job)
             self._enqueued_at[job.seq] = time.monotonic()
             running = self._running
-            if running is not None and self._preempts(job, running):
+            if running is not None and not job.cancel.is_set() and self._preempts(job, running):
                 self._preempt.set()  # the running job stops at its next token and waits (or joins the batch)
             position = len(self._queues["interactive"]) - 1 if job.priority == "interactive" else waiting
             self._cv.notify_all()
@@ -335,7 +338,13 @@ class Scheduler:
                 self._close_engine("reload requested")
                 self._load()
             elif job is not None:
-                self._run(job)
+                try:
+                    self._run(job)
+                except Exception as exc:  # noqa: BLE001 - a bug here must not silence the daemon for good
+                    log.exception("worker: request %s failed unexpectedly", job.label or job.seq)
+                    if not job.ended:
+                        _call("on_error", job, job.sink.on_error, "engine_error",
+                              f"internal error: {str(exc).strip() or type(exc).__name__}", "")
         self._close_engine("shutting down")
 
     def _next(self) -> tuple[str, Job | None]:
@@ -439,10 +448,12 @@ class Scheduler:
             self._solo = True  # from now on a newcomer preempts it (see _preempts)
         try:
             messages = self._fit_images(engine, job.messages, job)
+            if engine.solo_ok(messages):
+                return messages
         except TooLarge:  # refused when it runs (not solo)
-            messages = None
-        if messages is not None and engine.solo_ok(messages):
-            return messages
+            pass
+        except Exception:  # noqa: BLE001 - the batch path checks it again and reports what is wrong
+            log.warning("request %s: not run solo", job.label or job.seq, exc_info=True)
         with self._cv:
             self._solo = False
         return None
@@ -485,7 +496,8 @@ class Scheduler:
                     message = str(exc).strip() or type(exc).__name__
                     log.error("engine step failed with %d requests running: %s", len(live), message)
                     for item in live:
-                        item.request.cancel()
+                        with contextlib.suppress(Exception):  # the engine is already failing
+                            item.request.cancel()
                         _call("on_error", item.job, item.job.sink.on_error, "engine_error", message, item.text())
                     live.clear()
                     break
@@ -547,7 +559,8 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001
             message = str(exc).strip() or type(exc).__name__
             log.error("%s: engine error after %d chunks: %s", item.name, len(item.partial), message)
-            item.request.cancel()
+            with contextlib.suppress(Exception):  # the engine is already failing
+                item.request.cancel()
             _call("on_error", item.job, item.job.sink.on_error, "engine_error", message, item.text())
             return True
         self._conclude(item.job, item.flag, result, item.queue_ms, item.name)
@@ -593,14 +606,18 @@ class Scheduler:
             result = _joined(resume, result, partial)
         if result.finish_reason == "cancelled" and flag.preempted():
             with self._cv:
-                first = resume.figures if resume else result.figures
-                started = resume.started if resume else time.monotonic() - result.figures.total_ms / 1000.0
-                self._resume[job.seq] = _Resume(partial, result.figures.completion_tokens, first, deadline, started)
-                self._enqueued_at[job.seq] = time.monotonic()
-                self._preempted.appendleft(job)
-            log.info("%s: preempted by an interactive request after %d tokens", name,
-                     result.figures.completion_tokens)
-            return
+                requeued = not self._stopping.is_set()  # stop() has already ended what was queued
+                if requeued:
+                    first = resume.figures if resume else result.figures
+                    started = resume.started if resume else time.monotonic() - result.figures.total_ms / 1000.0
+                    self._resume[job.seq] = _Resume(partial, result.figures.completion_tokens, first, deadline,
+                                                    started)
+                    self._enqueued_at[job.seq] = time.monotonic()
+                    self._preempted.appendleft(job)
+            if requeued:
+                log.info("%s: preempted by an interactive request after %d tokens", name,
+                         result.figures.completion_tokens)
+                return
         self._conclude(job, flag, result, queue_ms, name)
 
     def _conclude(self, job: Job, flag: _RunFlag, result: GenerationResult, queue_ms: float, name: str) -> None:

@@ -46,10 +46,11 @@ class TestEngine:
     __test__ = False  # not a pytest class
 
     def __init__(self, engine: Any = None, *, forced: bool = True, fail_on: str | None = None,
-                 language_device: str | None = None) -> None:
+                 language_device: str | None = None, hold: threading.Event | None = None) -> None:
         self.inner = engine or shared_engine()
         self.forced = forced
         self.fail_on = fail_on
+        self.hold = hold  # set: after its first chunk a generation waits for it (up to 30 s), then goes on
         self.backend = self.inner.backend
         self.model_dir = self.inner.model_dir
         self.placement = self.inner.placement
@@ -69,6 +70,12 @@ class TestEngine:
             raise RuntimeError(f"engine failure on purpose ({self.fail_on})")
         if self.forced:
             options = dataclasses.replace(options, min_new_tokens=options.max_new_tokens)
+        if self.hold is not None:
+            hold, forward = self.hold, on_chunk
+
+            def on_chunk(text: str) -> None:  # the answer is still running whatever the machine's speed
+                forward(text)
+                hold.wait(30)
         result = self.inner.generate(messages, options, on_chunk, cancel)
         self.results.append(result)
         return result

@@ -298,6 +298,61 @@ def test_serial_engine_preempted_job_cancelled_while_waiting_ends_once_with_its_
         s.stop()
 
 
+def test_a_job_preempted_as_the_daemon_stops_still_ends_once_with_shutting_down(serial, monkeypatch) -> None:
+    """The worker saw "preempted" just before stop() swept the queues: it must not put the job back where
+    no one would ever end it. The interleaving is forced: the check returns only once stop() has begun."""
+    from qwen_tray import scheduler as sched
+
+    s = start(serial, preempt=True)
+    stopper: list[threading.Thread] = []
+    real = sched._RunFlag.preempted
+
+    def preempted_as_stop_begins(flag) -> bool:
+        answer = real(flag)
+        if answer and not stopper:
+            stopper.append(threading.Thread(target=s.stop, kwargs={"timeout": 30}))
+            stopper[0].start()
+            assert s._stopping.wait(10)
+        return answer
+
+    monkeypatch.setattr(sched._RunFlag, "preempted", preempted_as_stop_begins)
+    background = job(0, LONG)
+    s.submit(background)
+    assert background.sink.first_chunk.wait(30)
+    popup = job(2, 8, priority="interactive")
+    s.submit(popup)
+    assert background.sink.done.wait(30), "the preempted job never ended"
+    assert background.sink.terminal == 1 and background.sink.error is not None
+    assert background.sink.error[0] == "shutting_down" and background.sink.error[2] == "".join(background.sink.chunks)
+    assert popup.sink.done.wait(10) and popup.sink.terminal == 1
+    stopper[0].join(30)
+    assert not stopper[0].is_alive()
+
+
+def test_an_unexpected_failure_in_the_worker_fails_that_job_and_the_next_one_runs(engine, monkeypatch) -> None:
+    """A bug outside the engine's own error handling ends its job with engine_error; the worker lives on."""
+    s = start(engine)
+    try:
+        real = Scheduler._run
+        calls: list[int] = []
+
+        def first_call_fails(self, job):
+            calls.append(job.seq)
+            if len(calls) == 1:
+                raise RuntimeError("a bug")
+            return real(self, job)
+
+        monkeypatch.setattr(Scheduler, "_run", first_call_fails)
+        broken, after = job(0, 8), job(1, 8)
+        s.submit(broken)
+        assert broken.sink.done.wait(30) and broken.sink.terminal == 1
+        assert broken.sink.error is not None and broken.sink.error[:2] == ("engine_error", "internal error: a bug")
+        s.submit(after)
+        assert after.sink.done.wait(30) and after.sink.result.finish_reason == "length"
+    finally:
+        s.stop()
+
+
 # ---------------------------------------------------------------- follow-ups: the earlier image is not encoded again
 #
 # A follow-up of a remembered conversation runs through genai's history path, which keeps the

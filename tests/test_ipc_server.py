@@ -398,7 +398,8 @@ def test_a_client_that_stops_reading_loses_its_requests() -> None:
 
 
 def test_stopping_ends_every_request_with_shutting_down(start_daemon) -> None:
-    svc, info, _ = start_daemon()
+    hold = threading.Event()  # "run" streams until the stop has begun, however slow the machine
+    svc, info, _ = start_daemon(engine=TestEngine(hold=hold))
     c = RawClient(info)
     try:
         c.send(gen("run", "run", LONG))
@@ -407,6 +408,8 @@ def test_stopping_ends_every_request_with_shutting_down(start_daemon) -> None:
         msgs += c.until("queued", ["accepted"])
         stopper = threading.Thread(target=svc.stop)
         stopper.start()
+        assert wait_for(lambda: svc.scheduler is not None and svc.scheduler._stopping.is_set())
+        hold.set()
         msgs += c.until("run", ["error"], timeout=10)
         msgs += [m for m in iter(lambda: c.recv(0.5), None)]
         stopper.join(10)
