@@ -126,7 +126,8 @@ def _needs_work(xml: Path, options: CompressOptions) -> bool:
         return False
     if xml.name == LANGUAGE_MODEL_XML:
         ready, _ = weights.npu_ready()
-        head_8bit = weights.matmuls()[-1].storage.startswith("int8") if weights.matmuls() else False
+        matmuls = weights.matmuls()
+        head_8bit = bool(matmuls) and matmuls[-1].storage.startswith("int8")
         return not (ready and options.bits == 4 and options.sym and options.group_size in (128, -1)
                     and not (options.all_layers and head_8bit))
     return any(is_float(w.storage) for w in weights.weights)
